@@ -1,0 +1,528 @@
+"""
+The resumable download: plan (resume or restart), transfer, prove, publish.
+
+One call of :func:`download_file` is one try. It either publishes a complete file whose bytes came
+from one unchanged version of the remote file, or raises a :class:`~.errors.TransferError` and
+leaves the ``.part`` and its sidecar consistent for the next try. The existing target is never
+touched until the replacement is complete and checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
+from airflow_provider_sftp_resume.core.errors import (
+    ChecksumMismatch,
+    IntegrityError,
+    RemoteChanged,
+    RemotePathError,
+    TransferError,
+    TransferStalled,
+)
+from airflow_provider_sftp_resume.core.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.localfiles import (
+    LocalPaths,
+    check_target,
+    discard_partial,
+    fsync_directory,
+    open_part,
+    os_error_to_local,
+    read_state,
+    remove_quietly,
+    write_state,
+)
+from airflow_provider_sftp_resume.core.locking import TransferLock
+from airflow_provider_sftp_resume.core.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
+from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
+from airflow_provider_sftp_resume.core.verify import (
+    DEFAULT_VERIFY,
+    TAIL_LENGTH,
+    VerifyCheck,
+    format_verify,
+    parse_verify,
+    read_exact,
+    take_fingerprint,
+    verify_kept_bytes,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from airflow_provider_sftp_resume.core.remote import (
+        RemoteFileSystem,
+        RemoteReader,
+        RemoteStat,
+        SessionFactory,
+    )
+
+#: Bytes kept in flight when the caller does not choose: enough to fill a 2 MiB SSH window several
+#: times over, small enough to stay far below the memory budget.
+DEFAULT_IN_FLIGHT = 16 * 1024 * 1024  # 16 MiB
+MIN_REQUESTS = 16
+#: Seconds allowed to close a remote handle after a failure (the link may be dead).
+CLOSE_TIMEOUT = 2.0
+T = TypeVar("T")
+MAX_REQUESTS = 256
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """
+    How one download behaves.
+
+    :param verify: checks that prove kept bytes are still valid before resuming (see :mod:`.verify`)
+    :param create_intermediate_dirs: create missing parent directories of the local path
+    :param expected_sha256: hex sha256 the finished file must have; a fresh download that does not
+        match fails without retry
+    :param stall_timeout: seconds without any data before the link is treated as dead
+    :param checkpoint_interval: seconds between checkpoints (fsync + sidecar) during the transfer
+    :param progress_interval: seconds between progress lines in the log
+    :param skip_unchanged: leave an existing complete target alone when it provably matches the
+        remote file (same size, same mtime, same last 64 KiB; and ``expected_sha256`` if given)
+    :param preserve_mtime: give the local file the remote file's modification time
+    :param block_size: bytes per read request; ``None`` asks the server's advertised maximum
+    :param max_requests: read requests in flight; ``None`` keeps about 16 MiB in flight
+    """
+
+    verify: tuple[VerifyCheck, ...] = field(default_factory=lambda: parse_verify(DEFAULT_VERIFY))
+    create_intermediate_dirs: bool = False
+    expected_sha256: str | None = None
+    stall_timeout: float = 60.0
+    checkpoint_interval: float = 2.0
+    progress_interval: float = 30.0
+    skip_unchanged: bool = True
+    preserve_mtime: bool = True
+    block_size: int | None = None
+    max_requests: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+        for name in ("block_size", "max_requests"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+        if self.expected_sha256 is not None:
+            digest = self.expected_sha256.strip().lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(
+                    f"expected_sha256 must be 64 hexadecimal characters, got {self.expected_sha256!r}"
+                )
+            object.__setattr__(self, "expected_sha256", digest)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """
+    What one try did; :meth:`to_dict` is the operator's XCom value.
+
+    :param local_path: the final file
+    :param remote_path: the remote file
+    :param size: bytes in the final file
+    :param sha256: hex sha256 of the final local file
+    :param resumed_from: bytes kept from earlier tries (0 for a fresh start)
+    :param bytes_transferred: bytes of file content read from the server in this try
+    :param verification_bytes: bytes read from the server to verify kept bytes and the result
+    :param seconds: wall time of this try
+    :param verify: the verify checks in force (``mtime+tail+overlap``)
+    :param checks_passed: checks that passed before resuming (empty for a fresh start)
+    :param restart_reason: why kept bytes were discarded, or ``None``
+    :param skipped: the target already matched the remote file; nothing was transferred
+    :param checkpoints: checkpoints written during this try
+    """
+
+    local_path: str
+    remote_path: str
+    size: int
+    sha256: str
+    resumed_from: int
+    bytes_transferred: int
+    verification_bytes: int
+    seconds: float
+    verify: str
+    checks_passed: tuple[str, ...] = ()
+    restart_reason: str | None = None
+    skipped: bool = False
+    checkpoints: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        result = asdict(self)
+        result["checks_passed"] = list(self.checks_passed)
+        return result
+
+
+def sha256_of_file(path: os.PathLike[str] | str) -> str:
+    """Return the hex sha256 of a local file."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+async def download_file(
+    open_session: SessionFactory,
+    remote_path: str,
+    local_path: str | os.PathLike[str],
+    options: DownloadOptions | None = None,
+    *,
+    logger: logging.Logger | None = None,
+) -> DownloadResult:
+    """
+    Download ``remote_path`` to ``local_path``, resuming from an earlier try where that is provably safe.
+
+    :param open_session: opens a session with the remote file system
+    :param remote_path: file on the server
+    :param local_path: file to write
+    :param options: behaviour knobs; defaults when ``None``
+    :param logger: where the story of the try is told (the task log in Airflow)
+    :raises TransferError: see :mod:`.errors` for which are retriable
+    """
+    options = options or DownloadOptions()
+    paths = LocalPaths.for_target(local_path)
+    check_target(paths, create_intermediate_dirs=options.create_intermediate_dirs)
+    with TransferLock(paths.lock, paths.target):
+        async with open_session() as remote_fs:
+            try_ = _DownloadTry(remote_fs, remote_path, paths, options, logger or log)
+            return await try_.run()
+
+
+class _DownloadTry:
+    """The state of one try; :meth:`run` is the whole story."""
+
+    def __init__(
+        self,
+        remote_fs: RemoteFileSystem,
+        remote_path: str,
+        paths: LocalPaths,
+        options: DownloadOptions,
+        logger: logging.Logger,
+    ) -> None:
+        self.fs = remote_fs
+        self.remote_path = remote_path
+        self.paths = paths
+        self.options = options
+        self.log = logger
+        self.started = time.monotonic()
+        self.verification_bytes = 0
+        self.transferred = 0
+
+    async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
+        """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
+        try:
+            return await asyncio.wait_for(awaitable, self.options.stall_timeout)
+        except TimeoutError:
+            raise TransferStalled(
+                f"No answer for {self.options.stall_timeout:g} s while {what}; treating the link as dead."
+            ) from None
+
+    async def run(self) -> DownloadResult:
+        remote = await self._bounded(self.fs.stat(self.remote_path), "reading the remote file's attributes")
+        if remote.is_dir:
+            raise RemotePathError(
+                f"Remote path {self.remote_path} is a directory. Give the path of a file; "
+                "to fetch many files, map the operator over a listing."
+            )
+        if not remote.is_regular:
+            raise RemotePathError(f"Remote path {self.remote_path} is not a regular file.")
+        self.log.info(
+            "Remote file %s: %d bytes (%s), mtime %d",
+            self.remote_path,
+            remote.size,
+            format_bytes(remote.size),
+            remote.mtime,
+        )
+        reader = await self._bounded(self.fs.open_reader(self.remote_path), "opening the remote file")
+        try:
+            if self.options.skip_unchanged and await self._bounded(
+                self._target_matches(reader, remote), "comparing the existing target"
+            ):
+                return self._skipped(remote)
+            return await self._transfer(reader, remote)
+        finally:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
+
+    # -- skipping a complete target ---------------------------------------------------------------
+
+    async def _target_matches(self, reader: RemoteReader, remote: RemoteStat) -> bool:
+        try:
+            local = os.stat(self.paths.target)
+        except FileNotFoundError:
+            return False
+        if local.st_size != remote.size or int(local.st_mtime) != remote.mtime:
+            self.log.info(
+                "Existing %s differs from the remote file in size or mtime; downloading a fresh copy "
+                "(the current file stays in place until the new one is complete)",
+                self.paths.target,
+            )
+            return False
+        tail_length = min(TAIL_LENGTH, remote.size)
+        remote_tail = await read_exact(reader, remote.size - tail_length, tail_length)
+        self.verification_bytes += tail_length
+        with open(self.paths.target, "rb") as handle:
+            handle.seek(remote.size - tail_length)
+            same_tail = handle.read(tail_length) == remote_tail
+        if not same_tail:
+            self.log.info("Existing %s differs in its last %d bytes; downloading again", self.paths.target, tail_length)
+            return False
+        if self.options.expected_sha256 and sha256_of_file(self.paths.target) != self.options.expected_sha256:
+            self.log.info("Existing %s does not match expected_sha256; downloading again", self.paths.target)
+            return False
+        return True
+
+    def _skipped(self, remote: RemoteStat) -> DownloadResult:
+        discard_partial(self.paths)
+        digest = sha256_of_file(self.paths.target)
+        self.log.info(
+            "%s is already complete and unchanged (same size, mtime and last %d bytes as the remote "
+            "file); skipping the transfer. sha256 %s",
+            self.paths.target,
+            min(TAIL_LENGTH, remote.size),
+            digest,
+        )
+        return self._result(remote, digest, resumed_from=remote.size, skipped=True)
+
+    # -- planning: resume or restart --------------------------------------------------------------
+
+    async def _plan(
+        self, reader: RemoteReader, remote: RemoteStat, fd: int
+    ) -> tuple[ResumeState, str | None, tuple[VerifyCheck, ...]]:
+        """Return the state to continue from, why kept bytes were dropped, and the checks that passed."""
+        reason: str | None = None
+        try:
+            state: ResumeState | None = read_state(self.paths)
+        except FileNotFoundError:
+            state = None
+            if os.fstat(fd).st_size > 0:
+                reason = "a .part file without resume state was found"
+        except UnusableState as exc:
+            state, reason = None, f"the resume state is unusable ({exc})"
+
+        if state is not None:
+            part_size = os.fstat(fd).st_size
+            if state.remote.path != self.remote_path:
+                state, reason = None, f"the .part file was filled from another remote path ({state.remote.path})"
+            elif part_size < max(s.done for s in state.segments):
+                state, reason = None, "the .part file is shorter than its resume state says"
+
+        if state is not None and state.durable_bytes > 0:
+            verdict = await self._bounded(
+                verify_kept_bytes(state, remote, reader, fd, self.options.verify), "verifying kept bytes"
+            )
+            self.verification_bytes += verdict.bytes_read
+            if verdict.ok:
+                return state, None, verdict.passed
+            reason = verdict.failure
+
+        # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0.
+        fingerprint, read = await self._bounded(
+            take_fingerprint(reader, self.remote_path, remote, self.options.verify), "fingerprinting the remote file"
+        )
+        self.verification_bytes += read
+        fresh = ResumeState.fresh(fingerprint)
+        os.ftruncate(fd, 0)
+        write_state(self.paths, fresh)
+        return fresh, reason, ()
+
+    # -- the transfer -----------------------------------------------------------------------------
+
+    async def _transfer(self, reader: RemoteReader, remote: RemoteStat) -> DownloadResult:
+        fd = open_part(self.paths)
+        try:
+            state, restart_reason, passed = await self._plan(reader, remote, fd)
+            resumed_from = state.durable_bytes
+            if restart_reason:
+                self.log.warning("Restarting from byte 0: %s", restart_reason)
+            if resumed_from:
+                self.log.info(
+                    "Resuming at %d of %d bytes (%.1f%%); kept bytes verified by: %s",
+                    resumed_from,
+                    remote.size,
+                    100.0 * resumed_from / remote.size,
+                    format_verify(passed),
+                )
+            else:
+                self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
+            last = state.segments[-1]
+            if not last.complete:
+                os.ftruncate(fd, last.done)  # bytes past the last checkpoint are not trusted
+            checkpointer = Checkpointer(fd, self.paths, state, interval=self.options.checkpoint_interval)
+            hasher = TrailingHasher(self.paths.part)
+            try:
+                hasher.advance(state.contiguous_prefix)
+                await self._fill(reader, fd, state, checkpointer, hasher, resumed_from)
+                await self._bounded(self._check_unchanged(reader, remote, state), "re-checking the remote file")
+                await checkpointer.flush()
+                digest = hasher.finish(remote.size)
+            except RemoteChanged:
+                hasher.abandon()
+                discard_partial(self.paths)
+                raise
+            except BaseException:
+                hasher.abandon()
+                with contextlib.suppress(TransferError):
+                    durable = await checkpointer.flush()
+                    self.log.info(
+                        "Checkpoint kept: %d of %d bytes are durable for the next try",
+                        durable.durable_bytes,
+                        remote.size,
+                    )
+                raise
+            self._check_digest(digest, resumed_from)
+            self._publish(fd, remote)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.log.info(
+            "Done: %s (%d bytes, sha256 %s) in %.1f s; %d bytes transferred in this try",
+            self.paths.target,
+            remote.size,
+            digest,
+            time.monotonic() - self.started,
+            self.transferred,
+        )
+        return self._result(
+            remote,
+            digest,
+            resumed_from=resumed_from,
+            restart_reason=restart_reason,
+            checks_passed=tuple(c.value for c in passed),
+            checkpoints=checkpointer.count,
+        )
+
+    def _pipeline_shape(self) -> tuple[int, int]:
+        block = self.options.block_size or self.fs.max_read_len
+        requests = self.options.max_requests or max(MIN_REQUESTS, min(MAX_REQUESTS, DEFAULT_IN_FLIGHT // block))
+        return block, requests
+
+    async def _fill(
+        self,
+        reader: RemoteReader,
+        fd: int,
+        state: ResumeState,
+        checkpointer: Checkpointer,
+        hasher: TrailingHasher,
+        resumed_from: int,
+    ) -> None:
+        block, requests = self._pipeline_shape()
+        progress = ProgressReporter(
+            self.log, state.remote.size, resumed_from, interval=self.options.progress_interval
+        )
+        done_elsewhere = resumed_from
+        for index, segment in enumerate(state.segments):
+            if segment.complete:
+                continue
+            done_elsewhere -= segment.done - segment.start
+            blocks = pipelined_read(
+                reader,
+                segment.done,
+                segment.end,
+                block_size=block,
+                max_requests=requests,
+                stall_timeout=self.options.stall_timeout,
+            )
+            async with contextlib.aclosing(blocks):
+                async for offset, data in blocks:
+                    self._write(fd, data, offset)
+                    end = offset + len(data)
+                    self.transferred += len(data)
+                    checkpointer.advance(index, end)
+                    hasher.advance(checkpointer.written.contiguous_prefix)
+                    progress.update(done_elsewhere + end - segment.start)
+            done_elsewhere += segment.end - segment.start
+
+    def _write(self, fd: int, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            raise os_error_to_local(exc, self.paths.part, "writing") from None
+
+    async def _check_unchanged(self, reader: RemoteReader, before: RemoteStat, state: ResumeState) -> None:
+        """Refuse a file whose source changed while it was read: it could mix two versions."""
+        after = await self.fs.stat(self.remote_path)
+        if (after.size, after.mtime) != (before.size, before.mtime):
+            raise RemoteChanged(
+                f"The remote file changed while it was downloaded (size {before.size} -> {after.size}, "
+                f"mtime {before.mtime} -> {after.mtime}); the partial copy was discarded and the "
+                "next try starts over.",
+                what="size/mtime",
+            )
+        fingerprint = state.remote
+        if fingerprint.tail_length:
+            tail = await read_exact(reader, before.size - fingerprint.tail_length, fingerprint.tail_length)
+            self.verification_bytes += len(tail)
+            if hashlib.sha256(tail).hexdigest() != fingerprint.tail_sha256:
+                raise RemoteChanged(
+                    "The end of the remote file changed while it was downloaded; the partial copy "
+                    "was discarded and the next try starts over.",
+                    what="tail",
+                )
+
+    def _check_digest(self, digest: str, resumed_from: int) -> None:
+        expected = self.options.expected_sha256
+        if not expected or digest == expected:
+            return
+        discard_partial(self.paths)
+        if resumed_from:
+            raise IntegrityError(
+                f"The finished file has sha256 {digest}, expected {expected}. Part of it was kept from "
+                "an earlier try, so the partial copy was discarded; the next try downloads it afresh."
+            )
+        raise ChecksumMismatch(
+            f"A complete fresh download of {self.remote_path} has sha256 {digest}, but "
+            f"expected_sha256 is {expected}. The remote file is not the one expected: check the "
+            "path and the expected checksum. The existing local file, if any, was left untouched."
+        )
+
+    def _publish(self, fd: int, remote: RemoteStat) -> None:
+        """Make the complete ``.part`` the target, atomically and durably."""
+        try:
+            if self.options.preserve_mtime:
+                os.utime(fd, (remote.mtime, remote.mtime))
+            os.fsync(fd)
+            os.replace(self.paths.part, self.paths.target)
+            fsync_directory(self.paths.target.parent)
+        except OSError as exc:
+            raise os_error_to_local(exc, self.paths.target, "publishing") from None
+        remove_quietly(self.paths.sidecar)
+
+    def _result(
+        self,
+        remote: RemoteStat,
+        digest: str,
+        *,
+        resumed_from: int,
+        restart_reason: str | None = None,
+        checks_passed: tuple[str, ...] = (),
+        skipped: bool = False,
+        checkpoints: int = 0,
+    ) -> DownloadResult:
+        return DownloadResult(
+            local_path=str(self.paths.target),
+            remote_path=self.remote_path,
+            size=remote.size,
+            sha256=digest,
+            resumed_from=resumed_from,
+            bytes_transferred=self.transferred,
+            verification_bytes=self.verification_bytes,
+            seconds=round(time.monotonic() - self.started, 3),
+            verify=format_verify(self.options.verify),
+            checks_passed=checks_passed,
+            restart_reason=restart_reason,
+            skipped=skipped,
+            checkpoints=checkpoints,
+        )

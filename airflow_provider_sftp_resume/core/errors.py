@@ -1,0 +1,114 @@
+"""
+Errors raised by the transfer engine.
+
+Every error says what went wrong and what to do about it. ``retriable`` tells the Airflow layer
+whether a new try can succeed (the link, the server or the remote file may behave differently next
+time) or whether a person has to fix something first::
+
+    TransferError                      base; never raised itself
+    ├── RetriableTransferError         a new try resumes or restarts by itself
+    │   ├── ConnectionFailed           could not connect / open the SFTP session
+    │   ├── TransferInterrupted        the link dropped mid-transfer (carries offset reached)
+    │   │   └── TransferStalled        no bytes for ``stall_timeout`` seconds
+    │   ├── RemoteChanged              the remote file changed while we read it (carries what)
+    │   ├── RemoteFileNotFound         the remote path does not exist (yet)
+    │   ├── TransferLocked             another try holds the lock on the same local path
+    │   ├── LocalDiskFull              no space left for the ``.part`` file
+    │   └── IntegrityError             finished file failed its checksum after a *resumed* try
+    └── PermanentTransferError         retrying will not help; a person has to act
+        ├── AuthenticationFailed       the server refused the credentials
+        ├── HostKeyRejected            the host key is unknown or does not match
+        ├── RemotePathError            remote path is a directory, or permission denied
+        ├── LocalPathError             local path unusable (a directory, parent missing, not writable)
+        └── ChecksumMismatch           a fresh full download does not match ``expected_sha256``
+"""
+
+from __future__ import annotations
+
+
+class TransferError(Exception):
+    """Base class of all errors raised by the transfer engine."""
+
+    retriable: bool = False
+
+
+class RetriableTransferError(TransferError):
+    """A new try can succeed: it resumes from the last checkpoint or restarts."""
+
+    retriable = True
+
+
+class PermanentTransferError(TransferError):
+    """A new try cannot succeed until a person fixes the cause named in the message."""
+
+    retriable = False
+
+
+class ConnectionFailed(RetriableTransferError):
+    """Could not connect to the server or open the SFTP session."""
+
+
+class TransferInterrupted(RetriableTransferError):
+    """
+    The connection dropped in the middle of a transfer.
+
+    :param message: what happened
+    :param offset: bytes of the file durably kept when the transfer stopped
+    """
+
+    def __init__(self, message: str, *, offset: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class TransferStalled(TransferInterrupted):
+    """No byte arrived for ``stall_timeout`` seconds; the link is treated as dead."""
+
+
+class RemoteChanged(RetriableTransferError):
+    """
+    The remote file changed while it was being read; the kept bytes cannot be trusted.
+
+    :param message: what happened
+    :param what: short description of what differed (size, mtime, content)
+    """
+
+    def __init__(self, message: str, *, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class RemoteFileNotFound(RetriableTransferError):
+    """The remote file does not exist (it may appear later, so a retry can help)."""
+
+
+class TransferLocked(RetriableTransferError):
+    """Another process is transferring to the same local path right now."""
+
+
+class LocalDiskFull(RetriableTransferError):
+    """The local file system ran out of space; the next try resumes once space is freed."""
+
+
+class IntegrityError(RetriableTransferError):
+    """The finished file failed its checksum after a resumed try; the next try starts fresh."""
+
+
+class AuthenticationFailed(PermanentTransferError):
+    """The server refused the credentials of the connection."""
+
+
+class HostKeyRejected(PermanentTransferError):
+    """The server's host key is unknown or differs from the one the connection trusts."""
+
+
+class RemotePathError(PermanentTransferError):
+    """The remote path cannot be downloaded: it is a directory, or access is denied."""
+
+
+class LocalPathError(PermanentTransferError):
+    """The local path cannot be written: it is a directory, its parent is missing, or not writable."""
+
+
+class ChecksumMismatch(PermanentTransferError):
+    """A fresh, complete download does not match ``expected_sha256``."""

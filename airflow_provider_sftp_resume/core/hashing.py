@@ -1,0 +1,96 @@
+"""
+The sha256 of the local file, computed while the file is still being written.
+
+A thread reads the ``.part`` back from offset 0 up to the highest offset written so far (the
+*watermark*) and feeds ``hashlib``, which releases the GIL on large buffers. On a resumed try the
+kept bytes are hashed alongside the new transfer instead of before it, so resuming starts moving
+bytes at once, and when the last block lands only the unhashed remainder is left.
+
+``hashlib`` objects cannot be saved and restored, so a resumed try has to read the kept bytes once;
+doing that in the background is the cheapest place for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CHUNK = 1024 * 1024  # 1 MiB
+
+
+class TrailingHasher:
+    """
+    Hash a file that is being appended to, following a watermark.
+
+    :param path: the file to hash (opened read-only here)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self._digest = hashlib.sha256()
+        self._hashed = 0
+        self._watermark = 0
+        self._final: int | None = None
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="sftp-resume-sha256", daemon=True)
+        self._thread.start()
+
+    def advance(self, watermark: int) -> None:
+        """Tell the hasher that bytes ``[0, watermark)`` are written."""
+        with self._cond:
+            if watermark > self._watermark:
+                self._watermark = watermark
+                self._cond.notify()
+
+    def finish(self, size: int) -> str:
+        """
+        Wait until ``size`` bytes are hashed and return the hex digest.
+
+        :raises OSError: the file could not be read back
+        """
+        with self._cond:
+            self._watermark = max(self._watermark, size)
+            self._final = size
+            self._cond.notify()
+        self._thread.join()
+        os.close(self._fd)
+        if self._error is not None:
+            raise self._error
+        if self._hashed != size:
+            raise OSError(f"read back {self._hashed} bytes of the .part file, expected {size}")
+        return self._digest.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop hashing (the transfer failed) and release the file."""
+        with self._cond:
+            self._final = -1
+            self._cond.notify()
+        self._thread.join()
+        os.close(self._fd)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._hashed >= self._watermark and self._final is None:
+                        self._cond.wait()
+                    if self._final == -1:
+                        return
+                    limit = self._watermark
+                    final = self._final
+                while self._hashed < limit:
+                    data = os.pread(self._fd, min(CHUNK, limit - self._hashed), self._hashed)
+                    if not data:
+                        return
+                    self._digest.update(data)
+                    self._hashed += len(data)
+                if final is not None and self._hashed >= final:
+                    return
+        except BaseException as exc:  # reported by finish()
+            self._error = exc

@@ -1,0 +1,200 @@
+"""
+The local files of one transfer: the target, its ``.part``, the sidecar and the lock.
+
+Layout for ``local_path = /data/in/dump.tar.gz``::
+
+    /data/in/dump.tar.gz             the target; appears only when complete and checked
+    /data/in/dump.tar.gz.part        bytes received so far
+    /data/in/dump.tar.gz.part.json   resume state (see :mod:`.state`), replaced atomically
+    /data/in/dump.tar.gz.part.lock   held (flock) while a try runs; removed on success
+
+Files are created with mode ``0o666`` filtered by the process umask, as ``open()`` would, and never
+through a pre-existing symlink (``O_NOFOLLOW``): a link planted at the ``.part`` or sidecar path is
+refused rather than followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow_provider_sftp_resume.core.errors import LocalDiskFull, LocalPathError, TransferError
+from airflow_provider_sftp_resume.core.state import MAX_SIDECAR_BYTES, ResumeState, UnusableState
+
+PART_SUFFIX = ".part"
+SIDECAR_SUFFIX = ".part.json"
+LOCK_SUFFIX = ".part.lock"
+FILE_MODE = 0o666  # filtered by the umask, like open()
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """
+    The paths belonging to one download target.
+
+    :param target: the final file
+    """
+
+    target: Path
+
+    @classmethod
+    def for_target(cls, local_path: str | os.PathLike[str]) -> LocalPaths:
+        """Return the paths for ``local_path`` (made absolute, not resolved through links)."""
+        return cls(Path(os.path.abspath(local_path)))
+
+    @property
+    def part(self) -> Path:
+        """Where bytes are written until the file is complete."""
+        return self.target.with_name(self.target.name + PART_SUFFIX)
+
+    @property
+    def sidecar(self) -> Path:
+        """Resume state of the ``.part`` file."""
+        return self.target.with_name(self.target.name + SIDECAR_SUFFIX)
+
+    @property
+    def lock(self) -> Path:
+        """Lock file held while a try runs."""
+        return self.target.with_name(self.target.name + LOCK_SUFFIX)
+
+
+def os_error_to_local(exc: OSError, path: Path, doing: str) -> TransferError:
+    """
+    Turn an ``OSError`` on a local path into the engine's error, with a hint how to fix it.
+
+    :param exc: the error
+    :param path: the path involved
+    :param doing: what was being done (``"writing"``)
+    """
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return LocalDiskFull(
+            f"Local disk full while {doing} {path}. Free space on that file system; the next try "
+            "resumes from the last checkpoint."
+        )
+    if exc.errno == errno.ELOOP:
+        return LocalPathError(
+            f"Refusing to follow the symbolic link at {path} while {doing} it. Remove the link; "
+            "this package only writes regular files it creates itself."
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LocalPathError(
+            f"No permission to write {path} ({exc.strerror}). Give the Airflow worker's user write "
+            "access to that directory or choose another local_path."
+        )
+    return LocalPathError(f"Cannot use local path {path} while {doing} it: {exc.strerror or exc}.")
+
+
+def check_target(paths: LocalPaths, *, create_intermediate_dirs: bool) -> None:
+    """
+    Make sure the target can be written, creating its parent directories if asked to.
+
+    :raises LocalPathError: ``local_path`` is a directory, or its parent is missing or unusable
+    """
+    target = paths.target
+    if target.is_dir():
+        raise LocalPathError(
+            f"local_path {target} is a directory. Give the full path of the file to write, "
+            f"for example {target / 'file.bin'}."
+        )
+    parent = target.parent
+    if not parent.exists():
+        if not create_intermediate_dirs:
+            raise LocalPathError(
+                f"The directory {parent} does not exist. Create it, or set "
+                "create_intermediate_dirs=True."
+            )
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error_to_local(exc, parent, "creating") from None
+    elif not parent.is_dir():
+        raise LocalPathError(f"{parent} is not a directory, so {target.name} cannot be written there.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LocalPathError(
+            f"No permission to write in {parent}. Give the Airflow worker's user write access to "
+            "that directory or choose another local_path."
+        )
+
+
+def open_part(paths: LocalPaths) -> int:
+    """
+    Open (or create) the ``.part`` file for writing and return its descriptor.
+
+    :raises LocalPathError: the path is a symlink, a directory, or not writable
+    """
+    try:
+        fd = os.open(paths.part, (_WRITE_FLAGS & ~os.O_WRONLY) | os.O_RDWR, FILE_MODE)
+    except OSError as exc:
+        raise os_error_to_local(exc, paths.part, "opening") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LocalPathError(f"{paths.part} exists and is not a regular file. Remove it and retry.")
+    return fd
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_state(paths: LocalPaths) -> ResumeState:
+    """
+    Load the sidecar without following links or reading more than a sidecar can hold.
+
+    :raises UnusableState: missing, unreadable or invalid
+    :raises FileNotFoundError: there is no sidecar
+    """
+    try:
+        fd = os.open(paths.sidecar, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UnusableState(f"sidecar cannot be opened ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnusableState("sidecar is not a regular file")
+        text = os.read(fd, MAX_SIDECAR_BYTES + 1)
+    finally:
+        os.close(fd)
+    return ResumeState.from_json(text)
+
+
+def write_state(paths: LocalPaths, state: ResumeState) -> None:
+    """Replace the sidecar atomically: write a temporary file, fsync it, rename it over."""
+    temporary = paths.sidecar.with_name(paths.sidecar.name + ".tmp")
+    data = state.to_json().encode()
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    try:
+        fd = os.open(temporary, _WRITE_FLAGS | os.O_EXCL | os.O_TRUNC, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, paths.sidecar)
+    except OSError as exc:
+        raise os_error_to_local(exc, paths.sidecar, "writing") from None
+
+
+def remove_quietly(*files: Path) -> None:
+    """Unlink files that may or may not exist."""
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def discard_partial(paths: LocalPaths) -> None:
+    """Remove the ``.part`` and its sidecar (never the target)."""
+    remove_quietly(paths.sidecar.with_name(paths.sidecar.name + ".tmp"), paths.sidecar, paths.part)

@@ -1,0 +1,287 @@
+"""
+The :class:`~airflow_provider_sftp_resume.core.remote.RemoteFileSystem` protocol over asyncssh.
+
+asyncssh is the transport because it was the fastest Python SFTP client measured on this project
+(see README, "Why asyncssh"), it is already installed with ``apache-airflow-providers-sftp``
+(``SFTPHookAsync`` uses it), and it lets many reads be in flight on one channel without threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import stat as stat_module
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from airflow_provider_sftp_resume.core.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HostKeyRejected,
+    RemoteFileNotFound,
+    RemotePathError,
+    TransferError,
+    TransferInterrupted,
+)
+from airflow_provider_sftp_resume.core.remote import RemoteStat
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+#: Read size used when the server does not advertise its limits (``limits@openssh.com``).
+#: The SFTP draft asks every server to accept at least 32 KiB; OpenSSH's own client uses it too.
+FALLBACK_READ_LEN = 32 * 1024  # 32 KiB
+#: Never ask for more than this in one read, whatever the server advertises.
+MAX_READ_LEN = 1024 * 1024  # 1 MiB
+
+
+@dataclass(frozen=True)
+class SSHEndpoint:
+    """
+    Everything needed to open an SSH connection, with secrets kept out of ``repr``.
+
+    :param host: server host name or address
+    :param port: server TCP port
+    :param username: login name
+    :param password: password, if password authentication is used
+    :param client_keys: private keys: file paths, or key text from the connection
+    :param passphrase: passphrase of encrypted private keys
+    :param use_default_keys: also try the user's default keys and agent (``look_for_keys``)
+    :param trusted_host_keys: host keys (OpenSSH public key lines) trusted for this server; when
+        empty and ``verify_host_key`` is set, ``known_hosts_path`` is used
+    :param known_hosts_path: known_hosts file consulted when no host key is pinned
+    :param verify_host_key: ``False`` only when the connection explicitly turns verification off
+    :param connect_timeout: seconds allowed for TCP connect, key exchange and authentication
+    :param keepalive_interval: seconds between keepalives (0 disables); a dead link is noticed after
+        three missed replies
+    :param ciphers: preferred encryption algorithms, if the connection names them
+    :param proxy_command: command whose stdin/stdout carry the connection (``ProxyCommand``)
+    :param window: SSH channel receive window in bytes (bounds the data in flight)
+    """
+
+    host: str
+    port: int = 22
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_keys: tuple[str, ...] = field(default=(), repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+    use_default_keys: bool = True
+    trusted_host_keys: tuple[str, ...] = ()
+    known_hosts_path: str | None = None
+    verify_host_key: bool = True
+    connect_timeout: float = 30.0
+    keepalive_interval: float = 30.0
+    ciphers: tuple[str, ...] = ()
+    proxy_command: str | None = None
+    window: int | None = None
+
+    def describe(self) -> str:
+        """Return ``user@host:port`` for log lines (no secrets)."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port}"
+
+    def asyncssh_options(self) -> dict[str, Any]:
+        """Translate into keyword arguments of :func:`asyncssh.connect`."""
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": self.keepalive_interval or None,
+            "keepalive_count_max": 3,
+            # Bulk data is mostly compressed already; zlib would make the client CPU-bound.
+            "compression_algs": None,
+            "known_hosts": self._known_hosts(),
+        }
+        if self.password is not None:
+            options["password"] = self.password
+        if self.client_keys:
+            options["client_keys"] = [_load_key(key, self.passphrase) for key in self.client_keys]
+        elif not self.use_default_keys:
+            options["client_keys"] = None
+        if self.ciphers:
+            options["encryption_algs"] = list(self.ciphers)
+        if self.proxy_command:
+            options["proxy_command"] = self.proxy_command
+        if self.window:
+            options["window"] = self.window
+        return options
+
+    def _known_hosts(self) -> Any:
+        if not self.verify_host_key:
+            return None
+        if self.trusted_host_keys:
+            keys = [asyncssh.import_public_key(line) for line in self.trusted_host_keys]
+            return (keys, [], [])
+        if self.known_hosts_path:
+            return self.known_hosts_path
+        # Nothing trusted: every host key is rejected, as paramiko's RejectPolicy does.
+        return ([], [], [])
+
+
+def _load_key(key: str, passphrase: str | None) -> asyncssh.SSHKey:
+    if "PRIVATE KEY" in key:
+        return asyncssh.import_private_key(key, passphrase)
+    return asyncssh.read_private_key(key, passphrase)
+
+
+def translate_error(exc: BaseException, where: str) -> TransferError:
+    """
+    Map an asyncssh or socket error onto the engine's error tree.
+
+    :param exc: the error raised by asyncssh or the socket layer
+    :param where: what was being done, for the message (``"connecting to user@host:22"``)
+    """
+    if isinstance(exc, TransferError):
+        return exc
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthenticationFailed(
+            f"Authentication failed while {where}: {exc.reason}. Check the login, password or "
+            "private key of the Airflow connection."
+        )
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return HostKeyRejected(
+            f"Host key verification failed while {where}: {exc.reason}. Put the server's current "
+            "public host key in the connection's `host_key` extra (or its known_hosts file); set "
+            "`no_host_key_check` only if you accept the man-in-the-middle risk."
+        )
+    if isinstance(exc, asyncssh.SFTPNoSuchFile):
+        return RemoteFileNotFound(f"Remote file not found while {where}: {exc.reason}.")
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return RemotePathError(
+            f"Permission denied on the server while {where}: {exc.reason}. Ask the server's owner "
+            "for read access or fix the path."
+        )
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.ConnectionLost | ConnectionError):
+        return TransferInterrupted(f"Connection lost while {where}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return ConnectionFailed(f"Timed out while {where}.")
+    if isinstance(exc, asyncssh.Error | OSError | asyncssh.SFTPError):
+        return ConnectionFailed(f"SSH/SFTP error while {where}: {exc}")
+    return ConnectionFailed(f"Unexpected error while {where}: {exc!r}")
+
+
+def _to_remote_stat(attrs: asyncssh.SFTPAttributes) -> RemoteStat:
+    mode = attrs.permissions
+    if mode is not None:
+        is_dir = stat_module.S_ISDIR(mode)
+        is_regular = stat_module.S_ISREG(mode)
+    else:
+        is_dir = attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
+        is_regular = attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN)
+    return RemoteStat(
+        size=attrs.size or 0,
+        mtime=int(attrs.mtime or 0),
+        is_dir=is_dir,
+        is_regular=is_regular,
+    )
+
+
+class AsyncsshReader:
+    """A remote file opened for reading; each :meth:`read` is one SFTP request."""
+
+    def __init__(self, handle: asyncssh.SFTPClientFile, path: str) -> None:
+        self._handle = handle
+        self._path = path
+
+    async def read(self, offset: int, length: int) -> bytes:
+        try:
+            data: bytes = await self._handle.read(length, offset)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"reading {self._path} at offset {offset}") from exc
+        return data
+
+    async def stat(self) -> RemoteStat:
+        try:
+            return _to_remote_stat(await self._handle.stat())
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"reading the attributes of {self._path}") from exc
+
+    async def close(self) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._handle.close()
+
+
+class AsyncsshFileSystem:
+    """
+    One SFTP session on one SSH connection.
+
+    :param sftp: the started asyncssh SFTP client
+    """
+
+    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
+        self._sftp = sftp
+
+    @property
+    def max_read_len(self) -> int:
+        advertised = self._sftp.limits.max_read_len
+        if advertised and advertised > asyncssh.sftp.SAFE_SFTP_READ_LEN:
+            return int(min(advertised, MAX_READ_LEN))
+        return FALLBACK_READ_LEN
+
+    async def stat(self, path: str) -> RemoteStat:
+        try:
+            return _to_remote_stat(await self._sftp.stat(path))
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"reading the attributes of {path}") from exc
+
+    async def open_reader(self, path: str) -> AsyncsshReader:
+        try:
+            # block_size=0: every read() is exactly one request; the engine does the pipelining.
+            handle = await self._sftp.open(path, "rb", block_size=0)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"opening {path}") from exc
+        return AsyncsshReader(handle, path)
+
+
+#: Errors worth a quick reconnect inside the same try: the server may be restarting or throttling
+#: (OpenSSH ``MaxStartups``). Authentication and host key errors are never retried.
+TRANSIENT_CONNECT_ERRORS: Sequence[type[BaseException]] = (ConnectionFailed, TransferInterrupted)
+
+
+@contextlib.asynccontextmanager
+async def open_sftp_session(
+    endpoint: SSHEndpoint,
+    *,
+    attempts: int = 3,
+    max_wait: float = 10.0,
+) -> AsyncIterator[AsyncsshFileSystem]:
+    """
+    Connect, start SFTP, and close both when the context exits.
+
+    Set-up is retried with jittered exponential back-off (tenacity) on transient errors only.
+
+    :param endpoint: where and how to connect
+    :param attempts: connection attempts before giving up (at least 1)
+    :param max_wait: longest pause between attempts, seconds
+    """
+    where = f"connecting to {endpoint.describe()}"
+    conn: asyncssh.SSHClientConnection | None = None
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_random_exponential(multiplier=0.5, max=max_wait),
+        retry=retry_if_exception_type(tuple(TRANSIENT_CONNECT_ERRORS)),
+        reraise=True,
+    ):
+        with attempt:
+            try:
+                conn = await asyncssh.connect(**endpoint.asyncssh_options())
+            except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+                raise translate_error(exc, where) from None
+    assert conn is not None
+    try:
+        try:
+            sftp = await asyncio.wait_for(conn.start_sftp_client(), endpoint.connect_timeout)
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
+        try:
+            yield AsyncsshFileSystem(sftp)
+        finally:
+            sftp.exit()
+    finally:
+        conn.abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.wait_closed(), timeout=2)

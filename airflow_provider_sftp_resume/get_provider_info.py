@@ -1,0 +1,36 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_sftp_resume import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata (hooks, operators, versions)."""
+    return {
+        "package-name": "airflow-provider-sftp-resume",
+        "name": "SFTP Resume",
+        "description": "Resumable, verified, fast SFTP transfers for Airflow, on the stock `sftp` connection.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "SFTP Resume",
+                "external-doc-url": "https://pypi.org/project/airflow-provider-sftp-resume/",
+                "tags": ["protocol"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "SFTP Resume",
+                "python-modules": ["airflow_provider_sftp_resume.hooks.sftp"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "SFTP Resume",
+                "python-modules": ["airflow_provider_sftp_resume.operators.sftp"],
+            }
+        ],
+    }

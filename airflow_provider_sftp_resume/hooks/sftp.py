@@ -1,0 +1,128 @@
+"""Airflow hook: the stock SFTP connection, plus a resumable download over the transfer engine."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
+from airflow_provider_sftp_resume.core.runner import AbortableRun
+from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_session
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem
+
+KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+class ResumableSFTPHook(SFTPHook):
+    """
+    Interact with SFTP like :class:`~airflow.providers.sftp.hooks.sftp.SFTPHook`, and download resumably.
+
+    The connection is the stock ``sftp`` type with the same fields and extras (``key_file``,
+    ``private_key``, ``private_key_passphrase``, ``host_key``, ``no_host_key_check``,
+    ``allow_host_key_change``, ``look_for_keys``, ``conn_timeout``, ``ciphers``). Host keys are verified
+    unless the connection explicitly turns that off.
+
+    :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
+    :param connect_attempts: attempts to open the SSH connection before a try fails (transient
+        errors only; authentication and host key errors fail at once)
+    :param window: SSH channel receive window in bytes; ``None`` keeps the library default
+    """
+
+    hook_name = "SFTP (resumable)"
+
+    def __init__(
+        self,
+        ssh_conn_id: str | None = SFTPHook.default_conn_name,
+        *args: Any,
+        connect_attempts: int = 3,
+        window: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(ssh_conn_id, *args, **kwargs)
+        self.connect_attempts = connect_attempts
+        self.window = window
+        self._running: AbortableRun[DownloadResult] | None = None
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        """Return the connection settings this hook resolved, in the engine's terms."""
+        extras: dict[str, Any] = {}
+        if self.ssh_conn_id is not None:
+            extras = self.get_connection(self.ssh_conn_id).extra_dejson
+        keys: tuple[str, ...] = ()
+        if extras.get("private_key"):
+            keys = (str(extras["private_key"]),)
+        elif self.key_file:
+            keys = (str(self.key_file),)
+        trusted: tuple[str, ...] = ()
+        if self.host_key is not None:
+            trusted = (f"{self.host_key.get_name()} {self.host_key.get_base64()}",)
+        known_hosts = os.path.expanduser(KNOWN_HOSTS)
+        return SSHEndpoint(
+            host=self.remote_host,
+            port=int(self.port or 22),
+            username=self.username,
+            password=self.password.strip() if self.password else None,
+            client_keys=keys,
+            passphrase=extras.get("private_key_passphrase") or None,
+            use_default_keys=bool(self.look_for_keys),
+            trusted_host_keys=trusted,
+            known_hosts_path=known_hosts if os.path.isfile(known_hosts) else None,
+            verify_host_key=not (self.no_host_key_check or self.allow_host_key_change),
+            connect_timeout=float(self.conn_timeout or 30),
+            keepalive_interval=float(self.keepalive_interval or 0),
+            ciphers=tuple(self.ciphers or ()),
+            proxy_command=self.host_proxy_cmd,
+            window=self.window,
+        )
+
+    def download_resumable(
+        self,
+        remote_path: str,
+        local_path: str,
+        options: DownloadOptions | None = None,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> DownloadResult:
+        """
+        Download ``remote_path`` into ``local_path``, resuming an earlier interrupted try.
+
+        :param remote_path: the file on the server
+        :param local_path: the local file to write (via ``<local_path>.part``)
+        :param options: verification, timeouts and other knobs
+        :param logger: where to tell the story; the hook's own log by default
+        :return: what this try did
+        :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
+        """
+        endpoint = self.ssh_endpoint()
+        logger = logger or self.log
+        if not endpoint.verify_host_key:
+            logger.warning(
+                "Host key verification is OFF for connection %s (the connection sets "
+                "no_host_key_check or allow_host_key_change): the server's identity is not checked.",
+                self.ssh_conn_id,
+            )
+        logger.info("Connecting to %s", endpoint.describe())
+
+        def session() -> AbstractAsyncContextManager[RemoteFileSystem]:
+            return open_sftp_session(endpoint, attempts=self.connect_attempts)
+
+        run = AbortableRun(partial(download_file, session, remote_path, local_path, options, logger=logger))
+        self._running = run
+        try:
+            return run.run()
+        finally:
+            self._running = None
+
+    def abort(self) -> None:
+        """Stop a running :meth:`download_resumable` from another thread (``on_kill``)."""
+        running = self._running
+        if running is not None:
+            running.abort()

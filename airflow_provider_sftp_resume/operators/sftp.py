@@ -1,0 +1,142 @@
+"""Airflow operator: resumable, verified download of one SFTP file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions
+from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
+from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY, parse_verify
+from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+def _worth_retrying_in_try(error: BaseException) -> bool:
+    return isinstance(error, TransferError) and error.retriable and not isinstance(error, TransferLocked)
+
+
+class ResumableSFTPDownloadOperator(BaseOperator):
+    """
+    Download one file from an SFTP server, resuming where an earlier try stopped.
+
+    Bytes go to ``<local_path>.part`` with a small sidecar recording the remote file's fingerprint
+    and the durable offset. A retry (Airflow ``retries``), a cleared task or the next run writing the
+    same ``local_path`` verifies the kept bytes against the server and continues from there; the
+    complete file replaces ``local_path`` atomically. Connection drops, stalls and remote changes
+    fail the try with a retriable error; problems a retry cannot fix (authentication, host key,
+    remote directory, unusable local path, checksum mismatch) fail the task without retry.
+
+    Returns (XCom) a dict: ``local_path``, ``remote_path``, ``size``, ``sha256``, ``resumed_from``,
+    ``bytes_transferred``, ``verification_bytes``, ``seconds``, ``verify``, ``checks_passed``,
+    ``restart_reason``, ``skipped``, ``checkpoints``.
+
+    :param remote_path: file on the server (templated)
+    :param local_path: local file to write (templated)
+    :param sftp_conn_id: Airflow connection of type ``sftp``
+    :param verify: checks that prove kept bytes still match before resuming: ``size``, ``mtime``,
+        ``tail``, ``overlap``, joined by ``+`` or as a list (``size`` is always included)
+    :param expected_sha256: hex sha256 the finished file must have (templated); a fresh download
+        that does not match fails without retry
+    :param create_intermediate_dirs: create missing parent directories of ``local_path``
+    :param stall_timeout: seconds without any data before the try fails as stalled
+    :param connect_attempts: attempts to connect within one try (transient errors only)
+    :param checkpoint_interval: seconds between durable checkpoints during the transfer
+    :param progress_interval: seconds between progress lines in the task log
+    :param skip_unchanged: do not download again when ``local_path`` provably matches the remote file
+    :param preserve_mtime: give the local file the remote modification time (needed by
+        ``skip_unchanged`` to recognise a file it downloaded)
+    :param transfer_attempts: resume within the same try this many times in all before failing the
+        try (default 1: Airflow's own ``retries`` do the resuming, one try per attempt)
+    """
+
+    template_fields: Sequence[str] = ("remote_path", "local_path", "expected_sha256")
+    ui_color = "#e0f2f1"
+
+    def __init__(
+        self,
+        *,
+        remote_path: str,
+        local_path: str,
+        sftp_conn_id: str = ResumableSFTPHook.default_conn_name,
+        verify: str | Sequence[str] = DEFAULT_VERIFY,
+        expected_sha256: str | None = None,
+        create_intermediate_dirs: bool = False,
+        stall_timeout: float = 60.0,
+        connect_attempts: int = 3,
+        checkpoint_interval: float = 2.0,
+        progress_interval: float = 30.0,
+        skip_unchanged: bool = True,
+        preserve_mtime: bool = True,
+        transfer_attempts: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.remote_path = remote_path
+        self.local_path = local_path
+        self.sftp_conn_id = sftp_conn_id
+        self.verify = verify
+        self.expected_sha256 = expected_sha256
+        self.create_intermediate_dirs = create_intermediate_dirs
+        self.stall_timeout = stall_timeout
+        self.connect_attempts = connect_attempts
+        self.checkpoint_interval = checkpoint_interval
+        self.progress_interval = progress_interval
+        self.skip_unchanged = skip_unchanged
+        self.preserve_mtime = preserve_mtime
+        self.transfer_attempts = transfer_attempts
+        self._hook: ResumableSFTPHook | None = None
+        # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
+        self._options(expected_sha256=None)
+        for name in ("connect_attempts", "transfer_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+
+    def _options(self, expected_sha256: str | None) -> DownloadOptions:
+        return DownloadOptions(
+            verify=parse_verify(self.verify),
+            create_intermediate_dirs=self.create_intermediate_dirs,
+            expected_sha256=expected_sha256 or None,
+            stall_timeout=self.stall_timeout,
+            checkpoint_interval=self.checkpoint_interval,
+            progress_interval=self.progress_interval,
+            skip_unchanged=self.skip_unchanged,
+            preserve_mtime=self.preserve_mtime,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            options = self._options(self.expected_sha256)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self._hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id, connect_attempts=self.connect_attempts)
+        hook = self._hook
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.transfer_attempts),
+                wait=wait_random_exponential(multiplier=1, max=30),
+                retry=retry_if_exception(_worth_retrying_in_try),
+                before_sleep=lambda state: self.log.warning(
+                    "Attempt %d in this try failed (%s); resuming", state.attempt_number, state.outcome.exception()
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    result = hook.download_resumable(self.remote_path, self.local_path, options, logger=self.log)
+        except PermanentTransferError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        finally:
+            self._hook = None
+        return result.to_dict()
+
+    def on_kill(self) -> None:
+        """Abort the transfer: the engine writes a last checkpoint and closes the connection."""
+        hook = self._hook
+        if hook is not None:
+            hook.abort()

@@ -1,0 +1,199 @@
+"""
+A TCP proxy that injects real network faults between an SSH client and server.
+
+It runs its own event loop in a thread and forwards 127.0.0.1:<port> to the server. Faults:
+
+- :meth:`FaultProxy.cut_after`: abort every connection (RST) once N more server-to-client bytes have
+  passed, counted across all connections, as a dropped link does;
+- :meth:`FaultProxy.stall_after`: after N more server-to-client bytes, stop forwarding anything in
+  either direction while keeping the sockets open (a black-holed link);
+- ``latency``: delay every chunk by ``rtt / 2`` in each direction without limiting throughput, as a
+  long link does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from tests.support.ports import free_port
+
+CHUNK = 256 * 1024  # 256 KiB
+
+
+@dataclass
+class _Plan:
+    cut_at: int | None = None  # cumulative s->c byte count at which to cut
+    stall_at: int | None = None
+    refuse: bool = False
+
+
+class FaultProxy:
+    """
+    Forward ``127.0.0.1:port`` to ``target_host:target_port`` with injectable faults.
+
+    :param target_port: the server's port
+    :param target_host: the server's address
+    :param rtt: added round-trip time in seconds (half each way)
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", *, rtt: float = 0.0) -> None:
+        self.target = (target_host, target_port)
+        self.rtt = rtt
+        self.port = free_port()
+        self.server_to_client = 0  # bytes forwarded since start
+        self.connections = 0
+        self.cuts = 0
+        self._plan = _Plan()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stalled = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    # -- control (any thread) ---------------------------------------------------------------------
+
+    def cut_after(self, nbytes: int) -> None:
+        """Abort all connections once ``nbytes`` more server-to-client bytes have passed."""
+        self._call(lambda: setattr(self._plan, "cut_at", self.server_to_client + nbytes))
+
+    def stall_after(self, nbytes: int) -> None:
+        """Stop forwarding (both ways, sockets left open) after ``nbytes`` more server-to-client bytes."""
+        self._call(lambda: setattr(self._plan, "stall_at", self.server_to_client + nbytes))
+
+    def heal(self) -> None:
+        """Remove planned faults and resume forwarding on new connections."""
+
+        def clear() -> None:
+            self._plan = _Plan()
+            self._stalled = False
+
+        self._call(clear)
+
+    def set_rtt(self, rtt: float) -> None:
+        """Change the added round-trip time for new chunks."""
+        self._call(lambda: setattr(self, "rtt", rtt))
+
+    def drop_all(self) -> None:
+        """Abort every open connection now."""
+        self._call(self._abort_all)
+
+    def stop(self) -> None:
+        """Close the listener and all connections, and stop the thread."""
+
+        async def close() -> None:
+            self._server.close()
+            self._abort_all()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _call(self, func: object) -> None:
+        done = threading.Event()
+
+        def run() -> None:
+            func()  # type: ignore[operator]
+            done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait(5)
+
+    # -- the proxy (event loop thread) ------------------------------------------------------------
+
+    async def _start(self) -> asyncio.base_events.Server:
+        return await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    def _abort_all(self) -> None:
+        for writer in list(self._writers):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # Linger 0: close with RST, as a dropped link or a reset middlebox would.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        for writer in (client_writer, server_writer):
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._writers.add(writer)
+        await asyncio.gather(
+            self._pump(client_reader, server_writer, downstream=False),
+            self._pump(server_reader, client_writer, downstream=True),
+            return_exceptions=True,
+        )
+        for writer in (client_writer, server_writer):
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, downstream: bool) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                    return
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+
+        delivery = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                data = await reader.read(CHUNK)
+                if not data:
+                    queue.put_nowait((0.0, b""))
+                    break
+                if downstream:
+                    data = self._account(data)
+                    if data is None:
+                        return
+                    if not data:
+                        continue  # stalled: read and drop, keep the sockets open
+                elif self._stalled:
+                    continue
+                queue.put_nowait((time.monotonic() + self.rtt / 2, data))
+            await delivery
+        finally:
+            delivery.cancel()
+
+    def _account(self, data: bytes) -> bytes | None:
+        """Count server-to-client bytes; apply a planned cut or stall. ``None`` means stop."""
+        plan = self._plan
+        start = self.server_to_client
+        self.server_to_client += len(data)
+        if self._stalled:
+            return b""
+        if plan.stall_at is not None and self.server_to_client >= plan.stall_at:
+            keep = max(0, plan.stall_at - start)
+            plan.stall_at = None
+            self._stalled = True
+            return data[:keep]
+        if plan.cut_at is not None and self.server_to_client >= plan.cut_at:
+            plan.cut_at = None
+            self.cuts += 1
+            self._abort_all()
+            return None
+        return data

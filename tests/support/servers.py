@@ -1,0 +1,163 @@
+"""
+Two real SFTP servers on 127.0.0.1, both serving the machine's real file system.
+
+- :class:`OpenSSHServer`: Debian's OpenSSH ``sshd`` with ``internal-sftp``, its own config
+  directory, a throwaway host key and one authorized client key.
+- :class:`AsyncsshServer`: an in-process SFTP server built on asyncssh (already installed with the
+  Airflow SFTP provider), for machines without sshd and for server behaviours OpenSSH won't show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncssh
+
+from tests.support.keys import KeyPair, make_key
+from tests.support.ports import free_port, wait_for_port
+
+SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
+
+
+def find_sshd() -> str | None:
+    """Return the sshd binary, if this machine has one."""
+    for candidate in SSHD_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("sshd")
+
+
+@dataclass
+class ServerInfo:
+    """What a client needs to reach a test server."""
+
+    name: str
+    port: int
+    host_key: KeyPair
+    client_key: KeyPair
+    username: str
+    host: str = "127.0.0.1"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SFTPTestServer(Protocol):
+    info: ServerInfo
+
+    def stop(self) -> None: ...
+
+
+class OpenSSHServer:
+    """A private sshd process; started in ``__init__``, stopped by :meth:`stop` (by PID)."""
+
+    def __init__(self, workdir: Path, client_key: KeyPair, *, extra_config: str = "") -> None:
+        sshd = find_sshd()
+        if sshd is None:
+            raise RuntimeError("sshd is not installed (Debian package openssh-server)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        host_key = make_key(workdir / "ssh_host_ed25519_key")
+        authorized = workdir / "authorized_keys"
+        authorized.write_text(client_key.public.read_text())
+        port = free_port()
+        config = workdir / "sshd_config"
+        config.write_text(
+            f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key.private}
+PidFile {workdir / 'sshd.pid'}
+AuthorizedKeysFile {authorized}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+MaxStartups 200
+MaxSessions 200
+LogLevel ERROR
+Subsystem sftp internal-sftp
+{extra_config}
+"""
+        )
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory
+        self._log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(config)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_port(port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}") from None
+        import getpass
+
+        self.info = ServerInfo("openssh", port, host_key, client_key, getpass.getuser())
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._log.close()
+
+
+class AsyncsshServer:
+    """
+    An asyncssh SFTP server on its own event loop thread.
+
+    :param workdir: where its host key goes
+    :param client_key: the only key allowed to log in
+    :param sftp_factory: the SFTPServer class (subclass it to make a server misbehave)
+    :param extensions: whether to advertise optional SFTP extensions (limits, posix-rename, ...)
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        client_key: KeyPair,
+        *,
+        sftp_factory: type[asyncssh.SFTPServer] = asyncssh.SFTPServer,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        host_key = make_key(workdir / "asyncssh_host_ed25519_key")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="asyncssh-server", daemon=True)
+        self._thread.start()
+        port = free_port()
+
+        async def start() -> asyncssh.SSHAcceptor:
+            return await asyncssh.listen(
+                "127.0.0.1",
+                port,
+                server_host_keys=[str(host_key.private)],
+                authorized_client_keys=str(client_key.public),
+                sftp_factory=sftp_factory,
+                allow_scp=False,
+            )
+
+        self._acceptor = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=10)
+        import getpass
+
+        self.info = ServerInfo("asyncssh", port, host_key, client_key, getpass.getuser())
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self._acceptor.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._acceptor.wait_closed(), 2)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
