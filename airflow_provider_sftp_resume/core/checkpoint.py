@@ -3,16 +3,17 @@ Checkpointing: make received bytes durable and record how far they reach.
 
 A checkpoint is ``fsync(.part)`` followed by an atomic rewrite of the sidecar with the offsets
 written *before* the fsync started, so the sidecar never claims a byte the disk may not hold. It runs
-in a worker thread at most once per ``interval`` seconds while the transfer goes on, which keeps its
-cost off the data path.
+in a worker thread every ``interval`` seconds while the transfer goes on (also while the link is
+stalled, so a worker killed then loses at most one interval of data), which keeps its cost off the
+data path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import time
-from collections.abc import Callable
+import threading
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import TransferError
@@ -31,7 +32,6 @@ class Checkpointer:
     :param paths: where the sidecar lives
     :param state: the state as last written to the sidecar
     :param interval: seconds between background checkpoints
-    :param clock: monotonic clock (injected by tests)
     """
 
     def __init__(
@@ -41,16 +41,14 @@ class Checkpointer:
         state: ResumeState,
         *,
         interval: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fd = fd
         self._paths = paths
         self._written = state  # offsets written to the .part (page cache)
         self.durable = state  # offsets fsynced and recorded in the sidecar
         self._interval = interval
-        self._clock = clock
-        self._last = clock()
         self._pending: asyncio.Task[None] | None = None
+        self._persist_lock = threading.Lock()
         self.count = 0
 
     @property
@@ -60,31 +58,45 @@ class Checkpointer:
 
     def advance(self, index: int, done: int) -> None:
         """
-        Record that segment ``index`` is written up to ``done``; start a checkpoint if one is due.
+        Record that segment ``index`` is written up to ``done`` (made durable by the next checkpoint).
 
-        :raises LocalDiskFull: the previous background checkpoint failed for lack of space
+        :raises LocalDiskFull: the background checkpoint failed for lack of space
         """
         self._written = self._written.with_progress(index, done)
         if self._pending is not None and self._pending.done():
-            pending, self._pending = self._pending, None
-            pending.result()  # re-raise a failed checkpoint here, on the data path
-        if self._pending is None and self._clock() - self._last >= self._interval:
-            self._last = self._clock()
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._persist, self._written))
+            self._pending.result()  # re-raise a failed checkpoint here, on the data path
+
+    def start(self) -> None:
+        """Checkpoint every ``interval`` seconds in the background, also while no data arrives."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._periodically())
+
+    async def _periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if self._written != self.durable:
+                await asyncio.to_thread(self._persist, self._written)
 
     async def flush(self) -> ResumeState:
-        """Wait for a running checkpoint, then checkpoint everything written; return the durable state."""
+        """Stop background checkpoints, then checkpoint everything written; return the durable state."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            try:
-                await pending
-            except TransferError:
-                pass  # the synchronous checkpoint below raises the error again if it persists
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TransferError):
+                await pending  # a failure is raised again by the synchronous checkpoint below
         if self._written != self.durable:
             await asyncio.to_thread(self._persist, self._written)
         return self.durable
 
     def _persist(self, state: ResumeState) -> None:
+        # A cancelled background checkpoint may still be running in its thread: one at a time, and
+        # never let an older state overwrite a newer one.
+        with self._persist_lock:
+            if state == self.durable or state.durable_bytes < self.durable.durable_bytes:
+                return
+            self._persist_locked(state)
+
+    def _persist_locked(self, state: ResumeState) -> None:
         try:
             os.fsync(self._fd)
         except OSError as exc:

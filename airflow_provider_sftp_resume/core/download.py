@@ -361,6 +361,7 @@ class _DownloadTry:
             hasher = TrailingHasher(self.paths.part)
             try:
                 hasher.advance(state.contiguous_prefix)
+                checkpointer.start()
                 await self._fill(reader, fd, state, checkpointer, hasher, resumed_from)
                 await self._bounded(self._check_unchanged(reader, remote, state), "re-checking the remote file")
                 await checkpointer.flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import stat as stat_module
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -242,6 +243,17 @@ class AsyncsshFileSystem:
 TRANSIENT_CONNECT_ERRORS: Sequence[type[BaseException]] = (ConnectionFailed, TransferInterrupted)
 
 
+def quiet_library_logs() -> None:
+    """
+    Keep asyncssh's per-connection INFO lines out of task logs, unless someone chose a level.
+
+    The engine logs one line per phase itself; asyncssh would add five more for every connection.
+    """
+    library_logger = logging.getLogger("asyncssh")
+    if library_logger.level == logging.NOTSET:
+        library_logger.setLevel(logging.WARNING)
+
+
 @contextlib.asynccontextmanager
 async def open_sftp_session(
     endpoint: SSHEndpoint,
@@ -258,6 +270,7 @@ async def open_sftp_session(
     :param attempts: connection attempts before giving up (at least 1)
     :param max_wait: longest pause between attempts, seconds
     """
+    quiet_library_logs()
     where = f"connecting to {endpoint.describe()}"
     conn: asyncssh.SSHClientConnection | None = None
     async for attempt in AsyncRetrying(

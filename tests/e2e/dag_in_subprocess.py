@@ -1,0 +1,13 @@
+"""Run one test DAG with dag.test() in a separate process, so a test can SIGKILL it mid-download."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tests.e2e.conftest import run_dag_test
+from tests.e2e.test_dag_retries import make_dag
+
+if __name__ == "__main__":
+    dag_id, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    run_dag_test(make_dag(dag_id, **kwargs))
