@@ -77,13 +77,23 @@ class Checkpointer:
             if self._written != self.durable:
                 await asyncio.to_thread(self._persist, self._written)
 
-    async def flush(self) -> ResumeState:
-        """Stop background checkpoints, then checkpoint everything written; return the durable state."""
+    async def stop(self) -> None:
+        """Stop background checkpoints and wait until none is being written."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, TransferError):
-                await pending  # a failure is raised again by the synchronous checkpoint below
+                await pending  # a failure is raised again by the next synchronous checkpoint
+        # A cancelled to_thread() keeps running in its thread; wait for it to let go of the lock.
+        await asyncio.to_thread(self._wait_idle)
+
+    def _wait_idle(self) -> None:
+        with self._persist_lock:
+            pass
+
+    async def flush(self) -> ResumeState:
+        """Stop background checkpoints, then checkpoint everything written; return the durable state."""
+        await self.stop()
         if self._written != self.durable:
             await asyncio.to_thread(self._persist, self._written)
         return self.durable

@@ -342,18 +342,7 @@ class _DownloadTry:
         try:
             state, restart_reason, passed = await self._plan(reader, remote, fd)
             resumed_from = state.durable_bytes
-            if restart_reason:
-                self.log.warning("Restarting from byte 0: %s", restart_reason)
-            if resumed_from:
-                self.log.info(
-                    "Resuming at %d of %d bytes (%.1f%%); kept bytes verified by: %s",
-                    resumed_from,
-                    remote.size,
-                    100.0 * resumed_from / remote.size,
-                    format_verify(passed),
-                )
-            else:
-                self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
+            self._log_plan(state, remote, restart_reason, passed)
             last = state.segments[-1]
             if not last.complete:
                 os.ftruncate(fd, last.done)  # bytes past the last checkpoint are not trusted
@@ -368,7 +357,7 @@ class _DownloadTry:
                 digest = hasher.finish(remote.size)
             except RemoteChanged:
                 hasher.abandon()
-                discard_partial(self.paths)
+                await checkpointer.stop()
                 raise
             except BaseException:
                 hasher.abandon()
@@ -382,6 +371,9 @@ class _DownloadTry:
                 raise
             self._check_digest(digest, resumed_from)
             self._publish(fd, remote)
+        except RemoteChanged:
+            discard_partial(self.paths)  # the kept bytes belong to a version that no longer exists
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -401,6 +393,22 @@ class _DownloadTry:
             checks_passed=tuple(c.value for c in passed),
             checkpoints=checkpointer.count,
         )
+
+    def _log_plan(
+        self, state: ResumeState, remote: RemoteStat, restart_reason: str | None, passed: tuple[VerifyCheck, ...]
+    ) -> None:
+        if restart_reason:
+            self.log.warning("Restarting from byte 0: %s", restart_reason)
+        if state.durable_bytes:
+            self.log.info(
+                "Resuming at %d of %d bytes (%.1f%%); kept bytes verified by: %s",
+                state.durable_bytes,
+                remote.size,
+                100.0 * state.durable_bytes / remote.size,
+                format_verify(passed),
+            )
+        else:
+            self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
 
     def _pipeline_shape(self) -> tuple[int, int]:
         block = self.options.block_size or self.fs.max_read_len
