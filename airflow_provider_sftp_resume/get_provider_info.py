@@ -12,7 +12,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-sftp-resume",
         "name": "SFTP Resume",
-        "description": "Resumable, verified, fast SFTP transfers for Airflow, on the stock `sftp` connection.",
+        "description": (
+            "Resumable, verified, fast SFTP transfers for Airflow, on the stock `sftp` connection."
+        ),
         "versions": [__version__],
         "integrations": [
             {

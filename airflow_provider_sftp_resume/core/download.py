@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from airflow_provider_sftp_resume.core.localfiles import (
     write_state,
 )
 from airflow_provider_sftp_resume.core.locking import TransferLock
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.pipeline import pipelined_read
 from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
 from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
@@ -73,7 +73,7 @@ CLOSE_TIMEOUT = 2.0
 T = TypeVar("T")
 MAX_REQUESTS = 256
 
-log = logging.getLogger(__name__)
+log = engine_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ async def download_file(
     local_path: str | os.PathLike[str],
     options: DownloadOptions | None = None,
     *,
-    logger: logging.Logger | None = None,
+    logger: Logger | None = None,
 ) -> DownloadResult:
     """
     Download ``remote_path`` to ``local_path``, resuming from an earlier try where that is provably safe.
@@ -206,7 +206,7 @@ class _DownloadTry:
         remote_path: str,
         paths: LocalPaths,
         options: DownloadOptions,
-        logger: logging.Logger,
+        logger: Logger,
     ) -> None:
         self.fs = remote_fs
         self.remote_path = remote_path
@@ -274,7 +274,9 @@ class _DownloadTry:
             handle.seek(remote.size - tail_length)
             same_tail = handle.read(tail_length) == remote_tail
         if not same_tail:
-            self.log.info("Existing %s differs in its last %d bytes; downloading again", self.paths.target, tail_length)
+            self.log.info(
+                "Existing %s differs in its last %d bytes; downloading again", self.paths.target, tail_length
+            )
             return False
         if self.options.expected_sha256 and sha256_of_file(self.paths.target) != self.options.expected_sha256:
             self.log.info("Existing %s does not match expected_sha256; downloading again", self.paths.target)
@@ -312,7 +314,8 @@ class _DownloadTry:
         if state is not None:
             part_size = os.fstat(fd).st_size
             if state.remote.path != self.remote_path:
-                state, reason = None, f"the .part file was filled from another remote path ({state.remote.path})"
+                reason = f"the .part file was filled from another remote path ({state.remote.path})"
+                state = None
             elif part_size < max(s.done for s in state.segments):
                 state, reason = None, "the .part file is shorter than its resume state says"
 
@@ -327,7 +330,8 @@ class _DownloadTry:
 
         # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0.
         fingerprint, read = await self._bounded(
-            take_fingerprint(reader, self.remote_path, remote, self.options.verify), "fingerprinting the remote file"
+            take_fingerprint(reader, self.remote_path, remote, self.options.verify),
+            "fingerprinting the remote file",
         )
         self.verification_bytes += read
         fresh = ResumeState.fresh(fingerprint)
@@ -351,8 +355,17 @@ class _DownloadTry:
             try:
                 hasher.advance(state.contiguous_prefix)
                 checkpointer.start()
-                await self._fill(reader, fd, state, checkpointer, hasher, resumed_from)
-                await self._bounded(self._check_unchanged(reader, remote, state), "re-checking the remote file")
+                await self._fill(
+                    reader,
+                    fd=fd,
+                    state=state,
+                    checkpointer=checkpointer,
+                    hasher=hasher,
+                    resumed_from=resumed_from,
+                )
+                await self._bounded(
+                    self._check_unchanged(reader, remote, state), "re-checking the remote file"
+                )
                 await checkpointer.flush()
                 digest = hasher.finish(remote.size)
             except RemoteChanged:
@@ -395,7 +408,11 @@ class _DownloadTry:
         )
 
     def _log_plan(
-        self, state: ResumeState, remote: RemoteStat, restart_reason: str | None, passed: tuple[VerifyCheck, ...]
+        self,
+        state: ResumeState,
+        remote: RemoteStat,
+        restart_reason: str | None,
+        passed: tuple[VerifyCheck, ...],
     ) -> None:
         if restart_reason:
             self.log.warning("Restarting from byte 0: %s", restart_reason)
@@ -412,12 +429,15 @@ class _DownloadTry:
 
     def _pipeline_shape(self) -> tuple[int, int]:
         block = self.options.block_size or self.fs.max_read_len
-        requests = self.options.max_requests or max(MIN_REQUESTS, min(MAX_REQUESTS, DEFAULT_IN_FLIGHT // block))
+        requests = self.options.max_requests or max(
+            MIN_REQUESTS, min(MAX_REQUESTS, DEFAULT_IN_FLIGHT // block)
+        )
         return block, requests
 
     async def _fill(
         self,
         reader: RemoteReader,
+        *,
         fd: int,
         state: ResumeState,
         checkpointer: Checkpointer,

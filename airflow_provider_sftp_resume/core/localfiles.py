@@ -105,8 +105,7 @@ def check_target(paths: LocalPaths, *, create_intermediate_dirs: bool) -> None:
     if not parent.exists():
         if not create_intermediate_dirs:
             raise LocalPathError(
-                f"The directory {parent} does not exist. Create it, or set "
-                "create_intermediate_dirs=True."
+                f"The directory {parent} does not exist. Create it, or set create_intermediate_dirs=True."
             )
         try:
             parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferStalled
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from airflow_provider_sftp_resume.core.remote import RemoteReader
 
@@ -34,7 +34,7 @@ async def pipelined_read(
     block_size: int,
     max_requests: int,
     stall_timeout: float,
-) -> AsyncIterator[tuple[int, bytes]]:
+) -> AsyncGenerator[tuple[int, bytes], None]:
     """
     Read ``[start, end)`` of ``reader`` and yield ``(offset, data)`` in offset order.
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_sftp_resume.core.logs import Logger
 
 MB = 1_000_000
 
@@ -42,7 +46,7 @@ class ProgressReporter:
 
     def __init__(
         self,
-        log: logging.Logger,
+        log: Logger,
         total: int,
         start_offset: int,
         *,

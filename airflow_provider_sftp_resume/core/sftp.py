@@ -165,7 +165,7 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
     return ConnectionFailed(f"Unexpected error while {where}: {exc!r}")
 
 
-def _to_remote_stat(attrs: asyncssh.SFTPAttributes) -> RemoteStat:
+def _to_remote_stat(attrs: asyncssh.SFTPAttrs) -> RemoteStat:
     mode = attrs.permissions
     if mode is not None:
         is_dir = stat_module.S_ISDIR(mode)
@@ -282,7 +282,7 @@ async def open_sftp_session(
         with attempt:
             try:
                 conn = await asyncssh.connect(**endpoint.asyncssh_options())
-            except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, asyncssh.Error, OSError) as exc:
                 raise translate_error(exc, where) from None
     assert conn is not None
     try:

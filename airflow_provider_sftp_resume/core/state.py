@@ -11,6 +11,7 @@ checkpoint it on their own; a plain download has a single segment ``[0, size)``.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -92,7 +93,7 @@ class ResumeState:
         :param boundaries: inner split points for segments (empty for one segment)
         """
         edges = (0, *sorted(b for b in boundaries if 0 < b < remote.size), remote.size)
-        segments = tuple(Segment(start=a, end=b, done=a) for a, b in zip(edges, edges[1:], strict=False))
+        segments = tuple(Segment(start=a, end=b, done=a) for a, b in itertools.pairwise(edges))
         return cls(remote=remote, segments=segments or (Segment(0, 0, 0),))
 
     @property

@@ -24,7 +24,6 @@ import asyncio
 import enum
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,8 @@ from airflow_provider_sftp_resume.core.errors import RemoteChanged
 from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteStat
 
 TAIL_LENGTH = 64 * 1024  # 64 KiB

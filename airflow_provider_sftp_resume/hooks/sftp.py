@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_sessio
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from airflow_provider_sftp_resume.core.logs import Logger
     from airflow_provider_sftp_resume.core.remote import RemoteFileSystem
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -89,7 +89,7 @@ class ResumableSFTPHook(SFTPHook):
         local_path: str,
         options: DownloadOptions | None = None,
         *,
-        logger: logging.Logger | None = None,
+        logger: Logger | None = None,
     ) -> DownloadResult:
         """
         Download ``remote_path`` into ``local_path``, resuming an earlier interrupted try.
@@ -102,19 +102,19 @@ class ResumableSFTPHook(SFTPHook):
         :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
         """
         endpoint = self.ssh_endpoint()
-        logger = logger or self.log
+        log: Logger = logger or self.log
         if not endpoint.verify_host_key:
-            logger.warning(
+            log.warning(
                 "Host key verification is OFF for connection %s (the connection sets "
                 "no_host_key_check or allow_host_key_change): the server's identity is not checked.",
                 self.ssh_conn_id,
             )
-        logger.info("Connecting to %s", endpoint.describe())
+        log.info("Connecting to %s", endpoint.describe())
 
         def session() -> AbstractAsyncContextManager[RemoteFileSystem]:
             return open_sftp_session(endpoint, attempts=self.connect_attempts)
 
-        run = AbortableRun(partial(download_file, session, remote_path, local_path, options, logger=logger))
+        run = AbortableRun(partial(download_file, session, remote_path, local_path, options, logger=log))
         self._running = run
         try:
             return run.run()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
@@ -14,6 +13,8 @@ from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY, parse_verif
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.providers.common.compat.sdk import Context
 
 
@@ -122,18 +123,22 @@ class ResumableSFTPDownloadOperator(BaseOperator):
                 stop=stop_after_attempt(self.transfer_attempts),
                 wait=wait_random_exponential(multiplier=1, max=30),
                 retry=retry_if_exception(_worth_retrying_in_try),
-                before_sleep=lambda state: self.log.warning(
-                    "Attempt %d in this try failed (%s); resuming", state.attempt_number, state.outcome.exception()
-                ),
+                before_sleep=self._log_in_try_retry,
                 reraise=True,
             ):
                 with attempt:
-                    result = hook.download_resumable(self.remote_path, self.local_path, options, logger=self.log)
+                    result = hook.download_resumable(
+                        self.remote_path, self.local_path, options, logger=self.log
+                    )
         except PermanentTransferError as exc:
             raise AirflowFailException(str(exc)) from exc
         finally:
             self._hook = None
         return result.to_dict()
+
+    def _log_in_try_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.log.warning("Attempt %d in this try failed (%s); resuming", state.attempt_number, error)
 
     def on_kill(self) -> None:
         """Abort the transfer: the engine writes a last checkpoint and closes the connection."""

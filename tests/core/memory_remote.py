@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, TransferInterrupted
 from airflow_provider_sftp_resume.core.remote import RemoteStat
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
 
 
 @dataclass
@@ -58,7 +61,9 @@ class MemoryReader:
 
 
 class MemoryFileSystem:
-    def __init__(self, files: dict[str, MemoryFile] | None = None, behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, files: dict[str, MemoryFile] | None = None, behaviour: Behaviour | None = None
+    ) -> None:
         self.files = files or {}
         self.behaviour = behaviour or Behaviour()
         self.dirs: set[str] = {"/"}

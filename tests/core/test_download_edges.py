@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +26,9 @@ from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.state import ResumeState
 from airflow_provider_sftp_resume.core.verify import parse_verify
 from tests.core.memory_remote import Behaviour, MemoryFile, MemoryFileSystem
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DATA = random.Random(2).randbytes(700_001)
 DIGEST = hashlib.sha256(DATA).hexdigest()

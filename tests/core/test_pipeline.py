@@ -18,7 +18,9 @@ async def collect(fs: MemoryFileSystem, start: int = 0, end: int = len(DATA), **
     reader = await fs.open_reader("/f")
     out = bytearray()
     position = start
-    async for offset, data in pipelined_read(reader, start, end, **{"block_size": 32768, "max_requests": 8, "stall_timeout": 5, **kwargs}):  # type: ignore[arg-type]
+    async for offset, data in pipelined_read(
+        reader, start, end, **{"block_size": 32768, "max_requests": 8, "stall_timeout": 5, **kwargs}
+    ):  # type: ignore[arg-type]
         assert offset == position, "blocks must come in file order"
         out += data
         position += len(data)

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.servers import ServerInfo
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.support.servers import ServerInfo
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +52,13 @@ def connection_json(server: ServerInfo, port: int | None = None, **extra: object
 def sftp_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[callable]:  # type: ignore[valid-type]
     """Return a function that (re)defines connection ``sftp_test`` for the test's duration."""
 
-    def define(server: ServerInfo, port: int | None = None, conn_id: str = "sftp_test", **extra: object) -> str:
+    def define(
+        server: ServerInfo, port: int | None = None, conn_id: str = "sftp_test", **extra: object
+    ) -> str:
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_json(server, port, **extra))
         return conn_id
 
-    yield define
+    return define
 
 
 def xcom_return(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> object:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.e2e.conftest import run_dag_test, task_instance, xcom_return
 from tests.support.faultproxy import FaultProxy
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -45,7 +48,9 @@ def test_interrupted_try_is_retried_and_resumes(
     try:
         sftp_conn(openssh_server, port=proxy.port)
         proxy.cut_after(6 * MiB)
-        dag = make_dag("e2e_retry", remote_path=str(source), local_path=str(target), create_intermediate_dirs=True)
+        dag = make_dag(
+            "e2e_retry", remote_path=str(source), local_path=str(target), create_intermediate_dirs=True
+        )
         dag_run = run_dag_test(dag)
     finally:
         proxy.stop()
@@ -159,7 +164,9 @@ def test_sigkilled_task_is_resumed_by_the_next_run(
     assert sha256_file(target) == digest == result["sha256"]
 
 
-def test_permanent_error_fails_without_retry(openssh_server: ServerInfo, sftp_conn: Any, tmp_path: Path) -> None:
+def test_permanent_error_fails_without_retry(
+    openssh_server: ServerInfo, sftp_conn: Any, tmp_path: Path
+) -> None:
     sftp_conn(openssh_server)
     target = tmp_path / "local.bin"
     dag = make_dag("e2e_permanent", remote_path=str(tmp_path), local_path=str(target))  # a directory

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.e2e.conftest import EXAMPLE_DAGS, xcom_return
 from tests.support.faultproxy import FaultProxy
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.servers import ServerInfo
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -40,7 +43,9 @@ def test_example_download_dag_runs_end_to_end_with_a_cut(
     target = tmp_path / "in" / "dump.tar.gz"
     proxy = FaultProxy(openssh_server.port)
     try:
-        monkeypatch.setenv("AIRFLOW_CONN_SFTP_RESUME_EXAMPLE", connection_json(openssh_server, port=proxy.port))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SFTP_RESUME_EXAMPLE", connection_json(openssh_server, port=proxy.port)
+        )
         dag = load_example_dags().get_dag("example_sftp_resume_download")
         dag.get_task("fetch").retry_delay = timedelta(seconds=1)  # the example waits 30 s; tests don't
         proxy.cut_after(4 * 1024 * 1024)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,15 +25,21 @@ from airflow_provider_sftp_resume.core.localfiles import LocalPaths
 from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.verify import parse_verify
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
-from tests.support.faultproxy import FaultProxy
 from tests.support.keys import make_key
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.faultproxy import FaultProxy
+    from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
 FAST = {"checkpoint_interval": 0.05}
 
 
-def run(server: ServerInfo, remote: Path, local: Path, port: int | None = None, **options: object) -> DownloadResult:
+def run(
+    server: ServerInfo, remote: Path, local: Path, port: int | None = None, **options: object
+) -> DownloadResult:
     opener = session_factory(endpoint_for(server, port))
     merged = {**FAST, **options}
     return asyncio.run(download_file(opener, str(remote), local, DownloadOptions(**merged)))  # type: ignore[arg-type]
@@ -141,7 +147,8 @@ def test_rewrite_only_near_resume_point_is_caught_by_overlap(
 
     result = run(sftp_server, source, target, port=proxy.port)
     assert result.resumed_from == 0
-    assert result.restart_reason is not None and "differ" in result.restart_reason
+    assert result.restart_reason is not None
+    assert "differ" in result.restart_reason
     assert sha256_file(target) == new_digest
 
     # With only size+mtime the same change would go unnoticed: that is the trade-off README states.
@@ -160,7 +167,8 @@ def test_append_between_tries_restarts(
         handle.write(b"more" * 1000)
     result = run(sftp_server, source, target)
     assert result.resumed_from == 0
-    assert result.restart_reason is not None and "size" in result.restart_reason
+    assert result.restart_reason is not None
+    assert "size" in result.restart_reason
     assert sha256_file(target) == sha256_file(source)
 
 
@@ -185,7 +193,7 @@ def test_missing_remote_file_names_the_path_and_writes_nothing(
     sftp_server: ServerInfo, remote_dir: Path, local_dir: Path
 ) -> None:
     target = local_dir / "x.bin"
-    with pytest.raises(RemoteFileNotFound, match="nope.bin"):
+    with pytest.raises(RemoteFileNotFound, match=r"nope\.bin"):
         run(sftp_server, remote_dir / "nope.bin", target)
     assert list(local_dir.iterdir()) == []
 
@@ -262,7 +270,8 @@ def test_corrupt_sidecar_restarts(sftp_server: ServerInfo, remote_dir: Path, loc
     paths.sidecar.write_text('{"format": "airflow-provider-sftp-resume/part", "version": 1, "remote": 5}')
     result = run(sftp_server, source, target)
     assert result.resumed_from == 0
-    assert result.restart_reason is not None and "unusable" in result.restart_reason
+    assert result.restart_reason is not None
+    assert "unusable" in result.restart_reason
     assert sha256_file(target) == digest
 
 
@@ -296,7 +305,9 @@ def test_locally_corrupted_kept_bytes_are_caught(
     assert sha256_file(target) == digest
 
 
-def test_wrong_host_key_is_rejected(sftp_server: ServerInfo, remote_dir: Path, local_dir: Path, tmp_path: Path) -> None:
+def test_wrong_host_key_is_rejected(
+    sftp_server: ServerInfo, remote_dir: Path, local_dir: Path, tmp_path: Path
+) -> None:
     source = remote_dir / "a.bin"
     write_random(source, 1000)
     other = make_key(tmp_path / "other_host_key")
@@ -317,7 +328,9 @@ def test_unknown_client_key_fails_authentication(
         asyncio.run(download_file(opener, str(source), local_dir / "a.bin"))
 
 
-def test_second_concurrent_try_is_locked_out(sftp_server: ServerInfo, remote_dir: Path, local_dir: Path) -> None:
+def test_second_concurrent_try_is_locked_out(
+    sftp_server: ServerInfo, remote_dir: Path, local_dir: Path
+) -> None:
     source = remote_dir / "a.bin"
     write_random(source, 1000)
     target = local_dir / "a.bin"

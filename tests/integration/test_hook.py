@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -14,7 +13,11 @@ from airflow_provider_sftp_resume.hooks import ResumableSFTPHook
 from tests.conftest import sha256_file, write_random
 from tests.e2e.conftest import connection_json
 from tests.support.keys import make_key
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.servers import ServerInfo
 
 
 @pytest.fixture

@@ -24,11 +24,17 @@ def test_public_names_are_pinned() -> None:
     assert importlib.import_module("airflow_provider_sftp_resume.operators").__all__ == [
         "ResumableSFTPDownloadOperator"
     ]
-    assert {"download_file", "DownloadOptions", "DownloadResult", "TransferError", "SSHEndpoint"} <= set(core.__all__)
+    assert {"download_file", "DownloadOptions", "DownloadResult", "TransferError", "SSHEndpoint"} <= set(
+        core.__all__
+    )
 
 
 def test_templated_fields() -> None:
-    assert set(ResumableSFTPDownloadOperator.template_fields) >= {"remote_path", "local_path", "expected_sha256"}
+    assert set(ResumableSFTPDownloadOperator.template_fields) >= {
+        "remote_path",
+        "local_path",
+        "expected_sha256",
+    }
 
 
 @pytest.mark.parametrize(
@@ -57,7 +63,11 @@ def test_hook_is_not_built_at_parse_time(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_provider_entry_point_lists_every_module() -> None:
-    points = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_sftp_resume")]
+    points = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_sftp_resume")
+    ]
     assert len(points) == 1
     info = points[0].load()()
     assert info["package-name"] == "airflow-provider-sftp-resume"

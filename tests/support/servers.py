@@ -72,7 +72,7 @@ class OpenSSHServer:
             f"""Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key.private}
-PidFile {workdir / 'sshd.pid'}
+PidFile {workdir / "sshd.pid"}
 AuthorizedKeysFile {authorized}
 PubkeyAuthentication yes
 PasswordAuthentication no
