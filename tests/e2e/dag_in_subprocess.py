@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.e2e.conftest import run_dag_test
+from tests.support.airflow_env import run_dag_test
 from tests.e2e.test_dag_retries import make_dag
 
 if __name__ == "__main__":

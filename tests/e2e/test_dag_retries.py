@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import sha256_file, write_random
-from tests.e2e.conftest import run_dag_test, task_instance, xcom_return
+from tests.support.airflow_env import run_dag_test, task_instance, xcom_return
 from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import sha256_file, write_random
-from tests.e2e.conftest import EXAMPLE_DAGS, xcom_return
+from tests.e2e.conftest import EXAMPLE_DAGS
+from tests.support.airflow_env import xcom_return
 from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def test_example_dags_import_without_errors() -> None:
 def test_example_download_dag_runs_end_to_end_with_a_cut(
     openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from tests.e2e.conftest import connection_json
+    from tests.support.airflow_env import connection_json
 
     source = tmp_path / "outgoing" / "dump.tar.gz"
     source.parent.mkdir()

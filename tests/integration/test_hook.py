@@ -11,7 +11,7 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 from airflow_provider_sftp_resume.core.errors import HostKeyRejected
 from airflow_provider_sftp_resume.hooks import ResumableSFTPHook
 from tests.conftest import sha256_file, write_random
-from tests.e2e.conftest import connection_json
+from tests.support.airflow_env import connection_json
 from tests.support.keys import make_key
 
 if TYPE_CHECKING:

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Create ./.venv with the package and its test tools; install OpenSSH's sshd when possible.
+# Safe to run again: it only does what is missing. Used by demo.sh, run-tests.sh and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_sshd() { [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; }
+
+if ! want_sshd || ! command -v ssh-keygen >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: installing Debian's openssh-server and openssh-client"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+    else
+        echo "bootstrap: sshd not available and cannot install it; the embedded asyncssh server will be used"
+    fi
+fi
+
+python=""
+for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+        python=$candidate
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    echo "bootstrap: Python 3.11 or newer is required (apt-get install python3 python3-venv)" >&2
+    exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv with $python"
+    "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "bootstrap: installing the package and test tools into .venv (a few minutes the first time)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[test]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
