@@ -7,11 +7,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.airflow_env import connection_json
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from tests.support.servers import ServerInfo
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 DefineConnection = Callable[..., str]
@@ -32,7 +35,9 @@ def airflow_db() -> None:
 def sftp_conn(monkeypatch: pytest.MonkeyPatch) -> DefineConnection:
     """Return a function that (re)defines an sftp connection (default ``sftp_test``) for the test."""
 
-    def define(server: ServerInfo, port: int | None = None, conn_id: str = "sftp_test", **extra: object) -> str:
+    def define(
+        server: ServerInfo, port: int | None = None, conn_id: str = "sftp_test", **extra: object
+    ) -> str:
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_json(server, port, **extra))
         return conn_id
 
