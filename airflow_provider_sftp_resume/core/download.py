@@ -236,7 +236,7 @@ class _DownloadTry:
         if not remote.is_regular:
             raise RemotePathError(f"Remote path {self.remote_path} is not a regular file.")
         self.log.info(
-            "Remote file %s: %d bytes (%s), mtime %d",
+            "Connected. Remote file %s: %d bytes (%s), mtime %d",
             self.remote_path,
             remote.size,
             format_bytes(remote.size),

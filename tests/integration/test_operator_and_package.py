@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_sftp_resume import core
+from airflow_provider_sftp_resume.core.localfiles import LocalPaths
 from airflow_provider_sftp_resume.hooks import ResumableSFTPHook
 from airflow_provider_sftp_resume.operators import ResumableSFTPDownloadOperator
+from tests.conftest import sha256_file, write_random
+from tests.support.faultproxy import FaultProxy
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def make(**kwargs: object) -> ResumableSFTPDownloadOperator:
@@ -88,3 +99,87 @@ def test_airflow_providers_list_shows_the_package() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "airflow-provider-sftp-resume" in done.stdout
+
+
+def _operator_fixture(monkeypatch: pytest.MonkeyPatch, server: object, port: int) -> None:
+    from tests.support.airflow_env import connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_OP_TEST", connection_json(server, port=port))  # type: ignore[arg-type]
+
+
+def test_on_kill_aborts_a_stalled_transfer_and_keeps_a_checkpoint(
+    openssh_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = tmp_path / "src.bin"
+    write_random(source, 8 * 1024 * 1024, seed=51)
+    target = tmp_path / "dst.bin"
+    proxy = FaultProxy(openssh_server.port)
+    try:
+        _operator_fixture(monkeypatch, openssh_server, proxy.port)
+        proxy.stall_after(3 * 1024 * 1024)
+        operator = make(sftp_conn_id="sftp_op_test", stall_timeout=600, checkpoint_interval=0.05)
+        operator.remote_path, operator.local_path = str(source), str(target)
+        outcome: dict[str, BaseException] = {}
+
+        def execute() -> None:
+            try:
+                operator.execute({})  # type: ignore[arg-type]
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=execute)
+        worker.start()
+        sidecar = LocalPaths.for_target(target).sidecar
+        deadline = time.monotonic() + 30
+        while not (sidecar.exists() and json.loads(sidecar.read_text())["segments"][0]["done"] > 0):
+            assert time.monotonic() < deadline, "no checkpoint before the stall"
+            time.sleep(0.05)
+        killed_at = time.monotonic()
+        operator.on_kill()
+        worker.join(timeout=15)
+    finally:
+        proxy.stop()
+    assert not worker.is_alive(), "on_kill must end the transfer"
+    assert time.monotonic() - killed_at < 10
+    assert isinstance(outcome.get("error"), asyncio.CancelledError)
+    assert json.loads(sidecar.read_text())["segments"][0]["done"] > 0
+    assert not target.exists()
+
+
+def test_transfer_attempts_resume_within_one_try(
+    openssh_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = tmp_path / "src.bin"
+    digest = write_random(source, 8 * 1024 * 1024, seed=52)
+    target = tmp_path / "dst.bin"
+    proxy = FaultProxy(openssh_server.port)
+    try:
+        _operator_fixture(monkeypatch, openssh_server, proxy.port)
+        proxy.cut_after(3 * 1024 * 1024)
+        operator = make(sftp_conn_id="sftp_op_test", transfer_attempts=2, checkpoint_interval=0.05)
+        operator.remote_path, operator.local_path = str(source), str(target)
+        result = operator.execute({})  # type: ignore[arg-type]
+    finally:
+        proxy.stop()
+    assert proxy.cuts == 1
+    assert result["resumed_from"] > 0
+    assert result["sha256"] == digest == sha256_file(target)
+
+
+def test_default_is_one_attempt_per_try(
+    openssh_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_provider_sftp_resume.core.errors import TransferInterrupted
+
+    source = tmp_path / "src.bin"
+    write_random(source, 4 * 1024 * 1024, seed=53)
+    proxy = FaultProxy(openssh_server.port)
+    try:
+        _operator_fixture(monkeypatch, openssh_server, proxy.port)
+        proxy.cut_after(1024 * 1024)
+        operator = make(sftp_conn_id="sftp_op_test")
+        operator.remote_path, operator.local_path = str(source), str(tmp_path / "dst.bin")
+        with pytest.raises(TransferInterrupted):
+            operator.execute({})  # type: ignore[arg-type]
+    finally:
+        proxy.stop()
