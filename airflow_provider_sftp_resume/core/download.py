@@ -10,7 +10,9 @@ touched until the replacement is complete and checked.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import hashlib
 import os
 import time
@@ -42,6 +44,11 @@ from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.pipeline import pipelined_read
 from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
+from airflow_provider_sftp_resume.core.segments import (
+    MIN_SEGMENT_SIZE,
+    run_all_or_none,
+    segment_boundaries,
+)
 from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
 from airflow_provider_sftp_resume.core.verify import (
     DEFAULT_VERIFY,
@@ -66,7 +73,8 @@ if TYPE_CHECKING:
 
 #: Bytes kept in flight when the caller does not choose: enough to fill a 2 MiB SSH window several
 #: times over, small enough to stay far below the memory budget.
-DEFAULT_IN_FLIGHT = 16 * 1024 * 1024  # 16 MiB
+DEFAULT_IN_FLIGHT = 32 * 1024 * 1024  # 32 MiB
+MAX_CONNECTIONS = 16
 MIN_REQUESTS = 16
 #: Seconds allowed to close a remote handle after a failure (the link may be dead).
 CLOSE_TIMEOUT = 2.0
@@ -92,7 +100,11 @@ class DownloadOptions:
         remote file (same size, same mtime, same last 64 KiB; and ``expected_sha256`` if given)
     :param preserve_mtime: give the local file the remote file's modification time
     :param block_size: bytes per read request; ``None`` asks the server's advertised maximum
-    :param max_requests: read requests in flight; ``None`` keeps about 16 MiB in flight
+    :param max_requests: read requests in flight per connection; ``None`` shares about 32 MiB in
+        flight among the connections
+    :param max_connections: connections used for one large file (split into that many segments,
+        each resumed on its own); 1 turns splitting off for servers that dislike several connections
+    :param min_segment_size: smallest segment worth its own connection; smaller files use one
     """
 
     verify: tuple[VerifyCheck, ...] = field(default_factory=lambda: parse_verify(DEFAULT_VERIFY))
@@ -105,15 +117,19 @@ class DownloadOptions:
     preserve_mtime: bool = True
     block_size: int | None = None
     max_requests: int | None = None
+    max_connections: int = 1
+    min_segment_size: int = MIN_SEGMENT_SIZE
 
     def __post_init__(self) -> None:
         for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
-        for name in ("block_size", "max_requests"):
+        for name in ("block_size", "max_requests", "max_connections", "min_segment_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+        if self.max_connections > MAX_CONNECTIONS:
+            raise ValueError(f"max_connections must be at most {MAX_CONNECTIONS}, got {self.max_connections}")
         if self.expected_sha256 is not None:
             digest = self.expected_sha256.strip().lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -141,6 +157,8 @@ class DownloadResult:
     :param restart_reason: why kept bytes were discarded, or ``None``
     :param skipped: the target already matched the remote file; nothing was transferred
     :param checkpoints: checkpoints written during this try
+    :param first_byte_seconds: seconds from the start of this try until the first new byte was
+        written (``None`` when nothing was transferred)
     """
 
     local_path: str
@@ -156,12 +174,19 @@ class DownloadResult:
     restart_reason: str | None = None
     skipped: bool = False
     checkpoints: int = 0
+    first_byte_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
         result = asdict(self)
         result["checks_passed"] = list(self.checks_passed)
         return result
+
+
+async def _close_quietly(reader: RemoteReader) -> None:
+    """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
 
 
 def sha256_of_file(path: os.PathLike[str] | str) -> str:
@@ -188,12 +213,21 @@ async def download_file(
     :param logger: where the story of the try is told (the task log in Airflow)
     :raises TransferError: see :mod:`.errors` for which are retriable
     """
+    started = time.monotonic()
     options = options or DownloadOptions()
     paths = LocalPaths.for_target(local_path)
     check_target(paths, create_intermediate_dirs=options.create_intermediate_dirs)
     with TransferLock(paths.lock, paths.target):
         async with open_session() as remote_fs:
-            try_ = _DownloadTry(remote_fs, remote_path, paths, options, logger or log)
+            try_ = _DownloadTry(
+                remote_fs,
+                remote_path,
+                paths,
+                options,
+                logger or log,
+                open_session=open_session,
+                started=started,
+            )
             return await try_.run()
 
 
@@ -207,15 +241,20 @@ class _DownloadTry:
         paths: LocalPaths,
         options: DownloadOptions,
         logger: Logger,
+        *,
+        open_session: SessionFactory,
+        started: float,
     ) -> None:
         self.fs = remote_fs
+        self.open_session = open_session  # for extra connections
         self.remote_path = remote_path
         self.paths = paths
         self.options = options
         self.log = logger
-        self.started = time.monotonic()
+        self.started = started  # before locking and connecting: what the user waits for
         self.verification_bytes = 0
         self.transferred = 0
+        self.first_byte_at: float | None = None
 
     async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
@@ -334,7 +373,10 @@ class _DownloadTry:
             "fingerprinting the remote file",
         )
         self.verification_bytes += read
-        fresh = ResumeState.fresh(fingerprint)
+        fresh = ResumeState.fresh(
+            fingerprint,
+            segment_boundaries(remote.size, self.options.max_connections, self.options.min_segment_size),
+        )
         os.ftruncate(fd, 0)
         write_state(self.paths, fresh)
         return fresh, reason, ()
@@ -427,11 +469,11 @@ class _DownloadTry:
         else:
             self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
 
-    def _pipeline_shape(self) -> tuple[int, int]:
+    def _pipeline_shape(self, streams: int) -> tuple[int, int]:
+        """Block size and requests in flight per stream, sharing one in-flight budget."""
         block = self.options.block_size or self.fs.max_read_len
-        requests = self.options.max_requests or max(
-            MIN_REQUESTS, min(MAX_REQUESTS, DEFAULT_IN_FLIGHT // block)
-        )
+        budget = DEFAULT_IN_FLIGHT // max(1, streams)
+        requests = self.options.max_requests or max(MIN_REQUESTS, min(MAX_REQUESTS, budget // block))
         return block, requests
 
     async def _fill(
@@ -444,32 +486,70 @@ class _DownloadTry:
         hasher: TrailingHasher,
         resumed_from: int,
     ) -> None:
-        block, requests = self._pipeline_shape()
+        """Fetch every incomplete segment, over extra connections when there are several."""
+        todo = collections.deque(i for i, s in enumerate(state.segments) if not s.complete)
+        if not todo:
+            return
         progress = ProgressReporter(
             self.log, state.remote.size, resumed_from, interval=self.options.progress_interval
         )
-        done_elsewhere = resumed_from
-        for index, segment in enumerate(state.segments):
-            if segment.complete:
-                continue
-            done_elsewhere -= segment.done - segment.start
-            blocks = pipelined_read(
+
+        async def drain(stream: RemoteReader, block: int, requests: int) -> None:
+            while todo:
+                index = todo.popleft()
+                segment = checkpointer.written.segments[index]
+                blocks = pipelined_read(
+                    stream,
+                    segment.done,
+                    segment.end,
+                    block_size=block,
+                    max_requests=requests,
+                    stall_timeout=self.options.stall_timeout,
+                )
+                async with contextlib.aclosing(blocks):
+                    async for offset, data in blocks:
+                        if self.first_byte_at is None:
+                            self.first_byte_at = time.monotonic()
+                        self._write(fd, data, offset)
+                        self.transferred += len(data)
+                        checkpointer.advance(index, offset + len(data))
+                        hasher.advance(checkpointer.written.contiguous_prefix)
+                        progress.update(checkpointer.written.durable_bytes)
+
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
                 reader,
-                segment.done,
-                segment.end,
-                block_size=block,
-                max_requests=requests,
-                stall_timeout=self.options.stall_timeout,
+                *await self._extra_streams(stack, min(self.options.max_connections, len(todo)) - 1),
+            ]
+            block, requests = self._pipeline_shape(len(streams))
+            if len(streams) > 1:
+                self.log.info("Reading %d segments over %d connections", len(todo), len(streams))
+            await run_all_or_none([functools.partial(drain, stream, block, requests) for stream in streams])
+
+    async def _extra_streams(self, stack: contextlib.AsyncExitStack, count: int) -> list[RemoteReader]:
+        """Open up to ``count`` more connections to the file; a server that refuses them gets fewer."""
+
+        async def open_one() -> RemoteReader:
+            fs = await stack.enter_async_context(self.open_session())
+            stream = await self._bounded(fs.open_reader(self.remote_path), "opening the remote file")
+            stack.push_async_callback(_close_quietly, stream)
+            return stream
+
+        opened = await asyncio.gather(*(open_one() for _ in range(count)), return_exceptions=True)
+        streams = [s for s in opened if not isinstance(s, BaseException)]
+        failures = [e for e in opened if isinstance(e, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, Exception):
+                raise failure
+        if failures:
+            self.log.warning(
+                "The server accepted %d of %d extra connections (%s); continuing with fewer. Set "
+                "max_connections=1 for servers that allow one connection per user.",
+                len(streams),
+                count,
+                failures[0],
             )
-            async with contextlib.aclosing(blocks):
-                async for offset, data in blocks:
-                    self._write(fd, data, offset)
-                    end = offset + len(data)
-                    self.transferred += len(data)
-                    checkpointer.advance(index, end)
-                    hasher.advance(checkpointer.written.contiguous_prefix)
-                    progress.update(done_elsewhere + end - segment.start)
-            done_elsewhere += segment.end - segment.start
+        return streams
 
     def _write(self, fd: int, data: bytes, offset: int) -> None:
         view = memoryview(data)
@@ -554,4 +634,7 @@ class _DownloadTry:
             restart_reason=restart_reason,
             skipped=skipped,
             checkpoints=checkpoints,
+            first_byte_seconds=(
+                None if self.first_byte_at is None else round(self.first_byte_at - self.started, 3)
+            ),
         )

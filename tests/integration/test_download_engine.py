@@ -354,3 +354,78 @@ def test_verify_size_only_resumes_without_content_reads(
     assert result.checks_passed == ("size",)
     assert result.verification_bytes == 0
     assert sha256_file(target) == digest
+
+
+PARALLEL = {"max_connections": 3, "min_segment_size": MiB}
+
+
+def test_parallel_segments_are_byte_exact(sftp_server: ServerInfo, remote_dir: Path, local_dir: Path) -> None:
+    source = remote_dir / "p.bin"
+    digest = write_random(source, 7 * MiB + 333, seed=60)
+    target = local_dir / "p.bin"
+    result = run(sftp_server, source, target, **PARALLEL)
+    assert result.sha256 == digest == sha256_file(target)
+    assert result.bytes_transferred == result.size
+    assert leftovers(target) == []
+
+
+def test_parallel_cut_resumes_every_segment(
+    sftp_server: ServerInfo, proxy: FaultProxy, remote_dir: Path, local_dir: Path
+) -> None:
+    source = remote_dir / "p.bin"
+    digest = write_random(source, 12 * MiB, seed=61)
+    target = local_dir / "p.bin"
+    proxy.cut_after(8 * MiB)
+    with pytest.raises(TransferInterrupted):
+        run(sftp_server, source, target, port=proxy.port, **PARALLEL)
+    segments = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"]
+    assert len(segments) == 3
+    started = [s for s in segments if s["done"] > s["start"]]
+    assert len(started) >= 2, f"segments must progress side by side before the cut: {segments}"
+    kept = sum(s["done"] - s["start"] for s in segments)
+
+    result = run(sftp_server, source, target, port=proxy.port, **PARALLEL)
+    assert result.resumed_from == kept
+    assert result.bytes_transferred == 12 * MiB - kept
+    assert result.checks_passed == ("size", "mtime", "tail", "overlap")
+    assert sha256_file(target) == digest
+
+
+def test_parallel_change_inside_a_later_segment_is_caught(
+    sftp_server: ServerInfo, proxy: FaultProxy, remote_dir: Path, local_dir: Path
+) -> None:
+    source = remote_dir / "p.bin"
+    write_random(source, 12 * MiB, seed=62)
+    target = local_dir / "p.bin"
+    proxy.cut_after(8 * MiB)
+    with pytest.raises(TransferInterrupted):
+        run(sftp_server, source, target, port=proxy.port, **PARALLEL)
+    segments = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"]
+    later = [s for s in segments[1:] if s["done"] - s["start"] >= 50]
+    assert later, f"a later segment must have kept bytes: {segments}"
+    before = source.stat()
+    with open(source, "r+b") as handle:  # kept bytes just before a later segment's resume point
+        handle.seek(later[0]["done"] - 50)
+        handle.write(b"\x00" * 20)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = run(sftp_server, source, target, **PARALLEL)
+    assert result.resumed_from == 0
+    assert sha256_file(target) == sha256_file(source)
+
+
+def test_server_refusing_extra_connections_still_downloads(
+    sftp_server: ServerInfo,
+    proxy: FaultProxy,
+    remote_dir: Path,
+    local_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = remote_dir / "p.bin"
+    digest = write_random(source, 6 * MiB, seed=63)
+    target = local_dir / "p.bin"
+    proxy.limit_connections(1)
+    with caplog.at_level("WARNING"):
+        result = run(sftp_server, source, target, port=proxy.port, **PARALLEL)
+    assert result.sha256 == digest
+    assert proxy.refused >= 1
+    assert any("max_connections=1" in r.getMessage() for r in caplog.records)

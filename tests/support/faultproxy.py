@@ -48,6 +48,9 @@ class FaultProxy:
         self.port = free_port()
         self.server_to_client = 0  # bytes forwarded since start
         self.connections = 0
+        self.open_connections = 0
+        self.connection_limit: int | None = None
+        self.refused = 0
         self.cuts = 0
         self._plan = _Plan()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -66,6 +69,10 @@ class FaultProxy:
     def stall_after(self, nbytes: int) -> None:
         """Stop forwarding (both ways, sockets left open) after ``nbytes`` more server-to-client bytes."""
         self._call(lambda: setattr(self._plan, "stall_at", self.server_to_client + nbytes))
+
+    def limit_connections(self, count: int | None) -> None:
+        """Refuse (reset) connections beyond ``count`` open at once, as a per-user limit would."""
+        self._call(lambda: setattr(self, "connection_limit", count))
 
     def heal(self) -> None:
         """Remove planned faults and resume forwarding on new connections."""
@@ -90,6 +97,10 @@ class FaultProxy:
         async def close() -> None:
             self._server.close()
             self._abort_all()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
@@ -125,6 +136,19 @@ class FaultProxy:
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self.connection_limit is not None and self.open_connections >= self.connection_limit:
+            self.refused += 1
+            client_writer.transport.abort()
+            return
+        self.open_connections += 1
+        try:
+            await self._forward(client_reader, client_writer)
+        finally:
+            self.open_connections -= 1
+
+    async def _forward(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -1,0 +1,59 @@
+"""
+Splitting one large file across several connections, as ``lftp pget -n`` and rclone's multi-thread
+streams do.
+
+Each segment is read over its own pipelined stream and checkpointed on its own (see
+:class:`~.state.ResumeState`), so a retry resumes every segment where it stopped. Small files keep
+one segment: a second connection costs a handshake that a small file never pays back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+#: Files smaller than twice this are never split.
+MIN_SEGMENT_SIZE = 64 * 1024 * 1024  # 64 MiB
+#: Segment boundaries fall on multiples of this, so requests stay block-aligned.
+SEGMENT_ALIGNMENT = 1024 * 1024  # 1 MiB
+
+T = TypeVar("T")
+
+
+def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGMENT_SIZE) -> tuple[int, ...]:
+    """
+    Return the inner split points for a file of ``size`` bytes read over ``connections`` streams.
+
+    :param size: file size in bytes
+    :param connections: most streams to use (1 means no split)
+    :param min_segment: smallest segment worth its own stream
+    """
+    count = max(1, min(connections, size // max(1, min_segment)))
+    if count == 1:
+        return ()
+    step = -(-size // count)  # ceiling division
+    step = -(-step // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT
+    return tuple(b for b in range(step, size, step))
+
+
+async def run_all_or_none(jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """
+    Run ``jobs`` concurrently; on the first failure cancel the rest and raise that failure.
+
+    Unlike :class:`asyncio.TaskGroup` this raises the first error itself rather than an
+    ``ExceptionGroup``, so callers keep handling one error tree.
+    """
+    tasks = [asyncio.ensure_future(job()) for job in jobs]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
