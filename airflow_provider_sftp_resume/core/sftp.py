@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 #: The SFTP draft asks every server to accept at least 32 KiB; OpenSSH's own client uses it too.
 FALLBACK_READ_LEN = 32 * 1024  # 32 KiB
 #: Never ask for more than this in one read, whatever the server advertises.
-MAX_READ_LEN = 1024 * 1024  # 1 MiB
+MAX_READ_LEN = 256 * 1024  # 256 KiB, as OpenSSH advertises
 #: Cipher preference when the connection names none: AES-GCM first, since AES-NI/ARMv8 make it the
 #: cheapest for a Python client (asyncssh's own order puts chacha20-poly1305, computed in pieces,
 #: first). The same algorithms as asyncssh's defaults, only reordered.

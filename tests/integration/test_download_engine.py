@@ -158,9 +158,9 @@ def test_append_between_tries_restarts(
     sftp_server: ServerInfo, proxy: FaultProxy, remote_dir: Path, local_dir: Path
 ) -> None:
     source = remote_dir / "grow.bin"
-    write_random(source, 4 * MiB, seed=5)
+    write_random(source, 12 * MiB, seed=5)
     target = local_dir / "grow.bin"
-    proxy.cut_after(2 * MiB)
+    proxy.cut_after(6 * MiB)
     with pytest.raises(TransferInterrupted):
         run(sftp_server, source, target, port=proxy.port)
     with open(source, "ab") as handle:
@@ -344,9 +344,9 @@ def test_verify_size_only_resumes_without_content_reads(
     sftp_server: ServerInfo, proxy: FaultProxy, remote_dir: Path, local_dir: Path
 ) -> None:
     source = remote_dir / "a.bin"
-    digest = write_random(source, 4 * MiB, seed=16)
+    digest = write_random(source, 12 * MiB, seed=16)
     target = local_dir / "a.bin"
-    proxy.cut_after(2 * MiB)
+    proxy.cut_after(6 * MiB)
     with pytest.raises(TransferInterrupted):
         run(sftp_server, source, target, port=proxy.port, verify=parse_verify("size"))
     result = run(sftp_server, source, target, verify=parse_verify("size"))

@@ -3,8 +3,8 @@ A TCP proxy that injects real network faults between an SSH client and server.
 
 It runs its own event loop in a thread and forwards 127.0.0.1:<port> to the server. Faults:
 
-- :meth:`FaultProxy.cut_after`: abort every connection (RST) once N more server-to-client bytes have
-  passed, counted across all connections, as a dropped link does;
+- :meth:`FaultProxy.cut_after`: deliver N more server-to-client bytes (counted across all
+  connections), then abort every connection (RST), as a dropped link does;
 - :meth:`FaultProxy.stall_after`: after N more server-to-client bytes, stop forwarding anything in
   either direction while keeping the sockets open (a black-holed link);
 - ``latency``: delay every chunk by ``rtt / 2`` in each direction without limiting throughput, as a
@@ -170,18 +170,21 @@ class FaultProxy:
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, downstream: bool
     ) -> None:
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
 
         async def deliver() -> None:
             while True:
                 due, data = await queue.get()
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if data is None:  # the cut: everything before it has been delivered
+                    self._abort_all()
+                    return
                 if not data:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                     return
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
                 writer.write(data)
                 await writer.drain()
 
@@ -192,34 +195,38 @@ class FaultProxy:
                 if not data:
                     queue.put_nowait((0.0, b""))
                     break
+                due = time.monotonic() + self.rtt / 2
                 if downstream:
-                    data = self._account(data)
-                    if data is None:
-                        return
+                    data, cut = self._account(data)
+                    if cut:
+                        queue.put_nowait((due, data))
+                        queue.put_nowait((due, None))
+                        break
                     if not data:
                         continue  # stalled: read and drop, keep the sockets open
                 elif self._stalled:
                     continue
-                queue.put_nowait((time.monotonic() + self.rtt / 2, data))
+                queue.put_nowait((due, data))
             await delivery
         finally:
             delivery.cancel()
 
-    def _account(self, data: bytes) -> bytes | None:
-        """Count server-to-client bytes; apply a planned cut or stall. ``None`` means stop."""
+    def _account(self, data: bytes) -> tuple[bytes, bool]:
+        """Count server-to-client bytes; apply a planned stall or cut. Returns what to forward, and
+        whether the link is cut after it."""
         plan = self._plan
         start = self.server_to_client
         self.server_to_client += len(data)
         if self._stalled:
-            return b""
+            return b"", False
         if plan.stall_at is not None and self.server_to_client >= plan.stall_at:
             keep = max(0, plan.stall_at - start)
             plan.stall_at = None
             self._stalled = True
-            return data[:keep]
+            return data[:keep], False
         if plan.cut_at is not None and self.server_to_client >= plan.cut_at:
+            keep = max(0, plan.cut_at - start)
             plan.cut_at = None
             self.cuts += 1
-            self._abort_all()
-            return None
-        return data
+            return data[:keep], True
+        return data, False
