@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
+    AuthenticationFailed,
     ChecksumMismatch,
+    ConnectionFailed,
     IntegrityError,
     RemoteChanged,
     RemotePathError,
     TransferError,
+    TransferInterrupted,
     TransferStalled,
 )
 from airflow_provider_sftp_resume.core.hashing import TrailingHasher
@@ -50,6 +53,7 @@ from airflow_provider_sftp_resume.core.segments import (
     segment_boundaries,
 )
 from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
+from airflow_provider_sftp_resume.core.tuning import requests_in_flight, worth_splitting
 from airflow_provider_sftp_resume.core.verify import (
     DEFAULT_VERIFY,
     TAIL_LENGTH,
@@ -71,15 +75,12 @@ if TYPE_CHECKING:
         SessionFactory,
     )
 
-#: Bytes kept in flight when the caller does not choose: enough to fill a 2 MiB SSH window several
-#: times over, small enough to stay far below the memory budget.
-DEFAULT_IN_FLIGHT = 32 * 1024 * 1024  # 32 MiB
 MAX_CONNECTIONS = 16
-MIN_REQUESTS = 16
+#: Connections for one large file on a long path when the caller does not choose.
+AUTO_CONNECTIONS = 4
 #: Seconds allowed to close a remote handle after a failure (the link may be dead).
 CLOSE_TIMEOUT = 2.0
 T = TypeVar("T")
-MAX_REQUESTS = 256
 
 log = engine_logger(__name__)
 
@@ -103,7 +104,8 @@ class DownloadOptions:
     :param max_requests: read requests in flight per connection; ``None`` shares about 32 MiB in
         flight among the connections
     :param max_connections: connections used for one large file (split into that many segments,
-        each resumed on its own); 1 turns splitting off for servers that dislike several connections
+        each resumed on its own); ``None`` (automatic) uses 4 when the round trip is 5 ms or more
+        and 1 otherwise; 1 turns splitting off for servers that dislike several connections
     :param min_segment_size: smallest segment worth its own connection; smaller files use one
     """
 
@@ -117,7 +119,7 @@ class DownloadOptions:
     preserve_mtime: bool = True
     block_size: int | None = None
     max_requests: int | None = None
-    max_connections: int = 1
+    max_connections: int | None = None
     min_segment_size: int = MIN_SEGMENT_SIZE
 
     def __post_init__(self) -> None:
@@ -128,7 +130,7 @@ class DownloadOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
-        if self.max_connections > MAX_CONNECTIONS:
+        if self.max_connections is not None and self.max_connections > MAX_CONNECTIONS:
             raise ValueError(f"max_connections must be at most {MAX_CONNECTIONS}, got {self.max_connections}")
         if self.expected_sha256 is not None:
             digest = self.expected_sha256.strip().lower()
@@ -255,6 +257,7 @@ class _DownloadTry:
         self.verification_bytes = 0
         self.transferred = 0
         self.first_byte_at: float | None = None
+        self.rtt = float("inf")  # seconds; the smallest duration of a small request seen so far
 
     async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
@@ -265,8 +268,15 @@ class _DownloadTry:
                 f"No answer for {self.options.stall_timeout:g} s while {what}; treating the link as dead."
             ) from None
 
+    async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
+        """Await a small request, and take its duration as a sample of the round-trip time."""
+        sent = time.monotonic()
+        result = await self._bounded(awaitable, what)
+        self.rtt = min(self.rtt, time.monotonic() - sent)
+        return result
+
     async def run(self) -> DownloadResult:
-        remote = await self._bounded(self.fs.stat(self.remote_path), "reading the remote file's attributes")
+        remote = await self._timed(self.fs.stat(self.remote_path), "reading the remote file's attributes")
         if remote.is_dir:
             raise RemotePathError(
                 f"Remote path {self.remote_path} is a directory. Give the path of a file; "
@@ -281,7 +291,7 @@ class _DownloadTry:
             format_bytes(remote.size),
             remote.mtime,
         )
-        reader = await self._bounded(self.fs.open_reader(self.remote_path), "opening the remote file")
+        reader = await self._timed(self.fs.open_reader(self.remote_path), "opening the remote file")
         try:
             if self.options.skip_unchanged and await self._bounded(
                 self._target_matches(reader, remote), "comparing the existing target"
@@ -374,8 +384,7 @@ class _DownloadTry:
         )
         self.verification_bytes += read
         fresh = ResumeState.fresh(
-            fingerprint,
-            segment_boundaries(remote.size, self.options.max_connections, self.options.min_segment_size),
+            fingerprint, segment_boundaries(remote.size, self._connections(), self.options.min_segment_size)
         )
         os.ftruncate(fd, 0)
         write_state(self.paths, fresh)
@@ -390,8 +399,8 @@ class _DownloadTry:
             resumed_from = state.durable_bytes
             self._log_plan(state, remote, restart_reason, passed)
             last = state.segments[-1]
-            if not last.complete:
-                os.ftruncate(fd, last.done)  # bytes past the last checkpoint are not trusted
+            # Bytes past the last checkpoint are not trusted, nor any past the end of the file.
+            os.ftruncate(fd, last.done if not last.complete else last.end)
             checkpointer = Checkpointer(fd, self.paths, state, interval=self.options.checkpoint_interval)
             hasher = TrailingHasher(self.paths.part)
             try:
@@ -405,6 +414,7 @@ class _DownloadTry:
                     hasher=hasher,
                     resumed_from=resumed_from,
                 )
+                self._check_complete(fd, checkpointer.written)
                 await self._bounded(
                     self._check_unchanged(reader, remote, state), "re-checking the remote file"
                 )
@@ -469,11 +479,16 @@ class _DownloadTry:
         else:
             self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
 
+    def _connections(self) -> int:
+        """Connections for a fresh start: as asked, or automatically more only on a long path."""
+        if self.options.max_connections is not None:
+            return self.options.max_connections
+        return AUTO_CONNECTIONS if worth_splitting(self.rtt) else 1
+
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:
-        """Block size and requests in flight per stream, sharing one in-flight budget."""
+        """Block size and requests in flight per stream, sized to the measured round trip."""
         block = self.options.block_size or self.fs.max_read_len
-        budget = DEFAULT_IN_FLIGHT // max(1, streams)
-        requests = self.options.max_requests or max(MIN_REQUESTS, min(MAX_REQUESTS, budget // block))
+        requests = self.options.max_requests or requests_in_flight(block, self.rtt, streams)
         return block, requests
 
     async def _fill(
@@ -516,40 +531,44 @@ class _DownloadTry:
                         hasher.advance(checkpointer.written.contiguous_prefix)
                         progress.update(checkpointer.written.durable_bytes)
 
-        async with contextlib.AsyncExitStack() as stack:
-            streams = [
-                reader,
-                *await self._extra_streams(stack, min(self.options.max_connections, len(todo)) - 1),
-            ]
-            block, requests = self._pipeline_shape(len(streams))
-            if len(streams) > 1:
-                self.log.info("Reading %d segments over %d connections", len(todo), len(streams))
-            await run_all_or_none([functools.partial(drain, stream, block, requests) for stream in streams])
+        streams = min(self._connections(), len(todo))
+        block, requests = self._pipeline_shape(streams)
+        refused: list[TransferError] = []
 
-    async def _extra_streams(self, stack: contextlib.AsyncExitStack, count: int) -> list[RemoteReader]:
-        """Open up to ``count`` more connections to the file; a server that refuses them gets fewer."""
+        async def extra_stream() -> None:
+            """Open one more connection and drain segments with it. Only *opening* may fail quietly."""
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    fs = await stack.enter_async_context(self.open_session())
+                    stream = await self._bounded(fs.open_reader(self.remote_path), "opening the remote file")
+                except (ConnectionFailed, TransferInterrupted, AuthenticationFailed) as exc:
+                    refused.append(exc)
+                    return
+                stack.push_async_callback(_close_quietly, stream)
+                await drain(stream, block, requests)
 
-        async def open_one() -> RemoteReader:
-            fs = await stack.enter_async_context(self.open_session())
-            stream = await self._bounded(fs.open_reader(self.remote_path), "opening the remote file")
-            stack.push_async_callback(_close_quietly, stream)
-            return stream
-
-        opened = await asyncio.gather(*(open_one() for _ in range(count)), return_exceptions=True)
-        streams = [s for s in opened if not isinstance(s, BaseException)]
-        failures = [e for e in opened if isinstance(e, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, Exception):
-                raise failure
-        if failures:
+        if streams > 1:
+            self.log.info("Reading %d segments over up to %d connections", len(todo), streams)
+        jobs = [functools.partial(drain, reader, block, requests)] + [extra_stream] * (streams - 1)
+        await run_all_or_none(jobs)
+        if refused:
             self.log.warning(
-                "The server accepted %d of %d extra connections (%s); continuing with fewer. Set "
+                "The server refused %d of %d extra connections (%s); the others did the work. Set "
                 "max_connections=1 for servers that allow one connection per user.",
-                len(streams),
-                count,
-                failures[0],
+                len(refused),
+                streams - 1,
+                refused[0],
             )
-        return streams
+
+    def _check_complete(self, fd: int, state: ResumeState) -> None:
+        """Never publish a short or overlong file, whatever went wrong above."""
+        size = os.fstat(fd).st_size
+        if not state.complete or size != state.remote.size:
+            raise TransferInterrupted(
+                f"The transfer ended with {state.durable_bytes} of {state.remote.size} bytes written "
+                f"and a .part of {size} bytes; the next try resumes from the last checkpoint.",
+                offset=state.durable_bytes,
+            )
 
     def _write(self, fd: int, data: bytes, offset: int) -> None:
         view = memoryview(data)

@@ -28,6 +28,7 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferInterrupted,
 )
 from airflow_provider_sftp_resume.core.remote import RemoteStat
+from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -71,7 +72,8 @@ class SSHEndpoint:
         three missed replies
     :param ciphers: preferred encryption algorithms, if the connection names them
     :param proxy_command: command whose stdin/stdout carry the connection (``ProxyCommand``)
-    :param window: SSH channel receive window in bytes (bounds the data in flight)
+    :param window: SSH channel receive window in bytes; only an upper bound, the engine's outstanding
+        requests decide the data in flight (see :mod:`.tuning`)
     :param max_packet_size: largest SSH channel packet the server may send us, in bytes
     """
 
@@ -89,7 +91,7 @@ class SSHEndpoint:
     keepalive_interval: float = 30.0
     ciphers: tuple[str, ...] = ()
     proxy_command: str | None = None
-    window: int | None = None
+    window: int | None = SSH_WINDOW
     max_packet_size: int | None = None
 
     def describe(self) -> str:

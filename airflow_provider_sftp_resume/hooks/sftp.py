@@ -11,6 +11,7 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_session
+from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -33,7 +34,7 @@ class ResumableSFTPHook(SFTPHook):
     :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
     :param connect_attempts: attempts to open the SSH connection before a try fails (transient
         errors only; authentication and host key errors fail at once)
-    :param window: SSH channel receive window in bytes; ``None`` keeps the library default
+    :param window: SSH channel receive window in bytes; ``None`` uses 64 MiB (an upper bound only)
     """
 
     hook_name = "SFTP (resumable)"
@@ -80,7 +81,7 @@ class ResumableSFTPHook(SFTPHook):
             keepalive_interval=float(self.keepalive_interval or 0),
             ciphers=tuple(self.ciphers or ()),
             proxy_command=self.host_proxy_cmd,
-            window=self.window,
+            window=self.window or SSH_WINDOW,
         )
 
     def download_resumable(

@@ -24,10 +24,11 @@ from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.progress import ProgressReporter
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.state import ResumeState
-from airflow_provider_sftp_resume.core.verify import parse_verify
+from airflow_provider_sftp_resume.core.verify import TAIL_LENGTH, parse_verify
 from tests.core.memory_remote import Behaviour, MemoryFile, MemoryFileSystem
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 DATA = random.Random(2).randbytes(700_001)
@@ -203,3 +204,65 @@ def test_core_imports_without_airflow() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 10
+
+
+def _interrupt_at_400k(armed: list[bool]) -> Callable[[int, int], None]:
+    def on_read(offset: int, length: int) -> None:
+        # drop the link mid-transfer, but let the fingerprint's tail read (last 64 KiB) through
+        if armed[0] and 400_000 <= offset < len(DATA) - TAIL_LENGTH:
+            raise TransferInterrupted("fake link dropped", offset=offset)
+
+    return on_read
+
+
+def test_rewrite_far_from_resume_point_with_new_mtime_restarts(tmp_path: Path) -> None:
+    armed = [True]
+    files = {"/f": MemoryFile(DATA)}
+    fs = MemoryFileSystem(files, Behaviour(on_read=_interrupt_at_400k(armed)))
+    target = tmp_path / "f.bin"
+    with pytest.raises(TransferInterrupted):
+        fetch(fs, target)  # default verify: mtime+tail+overlap
+    assert ResumeState.from_json(LocalPaths.for_target(target).sidecar.read_text()).durable_bytes > 0
+    # Same size, same last 64 KiB, same bytes just before the resume point; only the head and mtime change.
+    new = b"\x00" * 1000 + DATA[1000:]
+    files["/f"] = MemoryFile(new, mtime=1_700_000_100)
+    armed[0] = False
+    result = fetch(fs, target)
+    assert result.resumed_from == 0
+    assert result.restart_reason
+    assert "mtime" in result.restart_reason
+    assert result.sha256 == hashlib.sha256(new).hexdigest()
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(new).hexdigest()
+
+
+def test_bytes_past_the_checkpoint_are_cut_off_on_resume(tmp_path: Path) -> None:
+    behaviour = Behaviour(drop_at=400_000)
+    fs = MemoryFileSystem({"/f": MemoryFile(DATA)}, behaviour)
+    target = tmp_path / "f.bin"
+    with pytest.raises(TransferInterrupted):
+        fetch(fs, target, verify=("mtime", "overlap"))
+    paths = LocalPaths.for_target(target)
+    done = ResumeState.from_json(paths.sidecar.read_text()).durable_bytes
+    # Untrusted bytes past the checkpoint, reaching beyond the end of the remote file.
+    with open(paths.part, "r+b") as part:
+        part.seek(done)
+        part.write(b"\xff" * (len(DATA) - done + 5000))
+    behaviour.drop_at = None
+    result = fetch(fs, target, verify=("mtime", "overlap"))
+    assert result.resumed_from == done
+    assert os.path.getsize(target) == len(DATA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == DIGEST == result.sha256
+
+
+def test_tail_rewritten_during_transfer_with_size_and_mtime_kept_is_not_published(tmp_path: Path) -> None:
+    files = {"/f": MemoryFile(DATA)}
+    rewritten = DATA[:-10] + b"0123456789"
+
+    def rewrite_tail(offset: int, length: int) -> None:
+        if 200_000 < offset < 400_000:
+            files["/f"] = MemoryFile(rewritten)  # same size, same mtime
+
+    fs = MemoryFileSystem(files, Behaviour(on_read=rewrite_tail))
+    with pytest.raises(RemoteChanged, match="end of the remote file changed"):
+        fetch(fs, tmp_path / "f.bin")
+    assert sorted(os.listdir(tmp_path)) == []

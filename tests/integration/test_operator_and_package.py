@@ -183,3 +183,15 @@ def test_default_is_one_attempt_per_try(
             operator.execute({})  # type: ignore[arg-type]
     finally:
         proxy.stop()
+
+
+def test_permanent_errors_become_airflow_fail_exception(
+    openssh_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    _operator_fixture(monkeypatch, openssh_server, openssh_server.port)
+    operator = make(sftp_conn_id="sftp_op_test")
+    operator.remote_path, operator.local_path = str(tmp_path), str(tmp_path / "dst.bin")  # a directory
+    with pytest.raises(AirflowFailException, match="is a directory"):
+        operator.execute({})  # type: ignore[arg-type]
