@@ -57,6 +57,8 @@ def test_templated_fields() -> None:
         ({"checkpoint_interval": -1}, "checkpoint_interval"),
         ({"connect_attempts": 0}, "connect_attempts"),
         ({"transfer_attempts": 1.5}, "transfer_attempts"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"max_connections": 99}, "max_connections"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, object], message: str) -> None:

@@ -230,3 +230,26 @@ class FaultProxy:
             self.cuts += 1
             return data[:keep], True
         return data, False
+
+
+def main() -> None:
+    """Run a latency-only proxy in its own process (benchmarks use this, so it takes no GIL from the
+    client being measured). Prints the listening port, then serves until terminated."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--target-port", type=int, required=True)
+    parser.add_argument("--rtt", type=float, default=0.0, help="added round trip, seconds")
+    args = parser.parse_args()
+    proxy = FaultProxy(args.target_port, rtt=args.rtt)
+    print(proxy.port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    proxy.stop()
+
+
+if __name__ == "__main__":
+    main()
