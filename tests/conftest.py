@@ -24,7 +24,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 from airflow_provider_sftp_resume.core.remote import RemoteFileSystem  # noqa: E402
-from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_session  # noqa: E402
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 from tests.support.keys import KeyPair, make_key  # noqa: E402
 from tests.support.servers import AsyncsshServer, OpenSSHServer, ServerInfo, find_sshd  # noqa: E402
@@ -86,11 +86,8 @@ def endpoint_for(server: ServerInfo, port: int | None = None, **overrides: objec
 SessionOpener = Callable[[], AbstractAsyncContextManager[RemoteFileSystem]]
 
 
-def session_factory(endpoint: SSHEndpoint, attempts: int = 1) -> SessionOpener:
-    def open_session() -> AbstractAsyncContextManager[RemoteFileSystem]:
-        return open_sftp_session(endpoint, attempts=attempts, max_wait=0.2)
-
-    return open_session
+def session_factory(endpoint: SSHEndpoint, attempts: int = 1) -> SFTPSessionFactory:
+    return SFTPSessionFactory(endpoint, attempts=attempts, max_wait=0.2)
 
 
 @pytest.fixture

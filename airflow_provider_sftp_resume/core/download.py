@@ -52,8 +52,9 @@ from airflow_provider_sftp_resume.core.segments import (
     run_all_or_none,
     segment_boundaries,
 )
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
-from airflow_provider_sftp_resume.core.tuning import requests_in_flight, worth_splitting
+from airflow_provider_sftp_resume.core.tuning import requests_in_flight
 from airflow_provider_sftp_resume.core.verify import (
     DEFAULT_VERIFY,
     TAIL_LENGTH,
@@ -64,6 +65,7 @@ from airflow_provider_sftp_resume.core.verify import (
     take_fingerprint,
     verify_kept_bytes,
 )
+from airflow_provider_sftp_resume.core.worker import SegmentWorker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -104,9 +106,11 @@ class DownloadOptions:
     :param max_requests: read requests in flight per connection; ``None`` shares about 32 MiB in
         flight among the connections
     :param max_connections: connections used for one large file (split into that many segments,
-        each resumed on its own); ``None`` (automatic) uses 4 when the round trip is 5 ms or more
-        and 1 otherwise; 1 turns splitting off for servers that dislike several connections
-    :param min_segment_size: smallest segment worth its own connection; smaller files use one
+        each resumed on its own, the extra ones read by worker processes, one CPU each); ``None``
+        means 1, the fastest on the benchmark machine; 1 also suits servers that dislike several
+        connections
+    :param min_segment_size: smallest segment tracked on its own (a file is split into up to four
+        segments per connection)
     """
 
     verify: tuple[VerifyCheck, ...] = field(default_factory=lambda: parse_verify(DEFAULT_VERIFY))
@@ -384,7 +388,8 @@ class _DownloadTry:
         )
         self.verification_bytes += read
         fresh = ResumeState.fresh(
-            fingerprint, segment_boundaries(remote.size, self._connections(), self.options.min_segment_size)
+            fingerprint,
+            segment_boundaries(remote.size, self._connections(remote.size), self.options.min_segment_size),
         )
         os.ftruncate(fd, 0)
         write_state(self.paths, fresh)
@@ -479,11 +484,16 @@ class _DownloadTry:
         else:
             self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
 
-    def _connections(self) -> int:
-        """Connections for a fresh start: as asked, or automatically more only on a long path."""
-        if self.options.max_connections is not None:
-            return self.options.max_connections
-        return AUTO_CONNECTIONS if worth_splitting(self.rtt) else 1
+    def _connections(self, size: int) -> int:
+        """
+        Connections to use: as asked, else one.
+
+        Measured on a 2-core machine whose sshd shares those cores, one connection was fastest at
+        every round trip (0, 20 and 100 ms): a second client process and a second sshd session fight
+        over the same two cores. Where the server is remote and the worker has cores to spare, or
+        the server throttles each connection, ``max_connections`` of 2-4 pays off.
+        """
+        return self.options.max_connections or 1
 
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:
         """Block size and requests in flight per stream, sized to the measured round trip."""
@@ -509,7 +519,21 @@ class _DownloadTry:
             self.log, state.remote.size, resumed_from, interval=self.options.progress_interval
         )
 
-        async def drain(stream: RemoteReader, block: int, requests: int) -> None:
+        streams = min(self._connections(state.remote.size), len(todo))
+        block, requests = self._pipeline_shape(streams)
+        refused: list[BaseException] = []
+        last_offset = {i: s.done for i, s in enumerate(state.segments)}
+
+        def record(index: int, offset: int) -> None:
+            if self.first_byte_at is None:
+                self.first_byte_at = time.monotonic()
+            self.transferred += offset - last_offset[index]
+            last_offset[index] = offset
+            checkpointer.advance(index, offset)
+            hasher.advance(checkpointer.written.contiguous_prefix)
+            progress.update(checkpointer.written.durable_bytes)
+
+        async def drain(stream: RemoteReader) -> None:
             while todo:
                 index = todo.popleft()
                 segment = checkpointer.written.segments[index]
@@ -523,17 +547,8 @@ class _DownloadTry:
                 )
                 async with contextlib.aclosing(blocks):
                     async for offset, data in blocks:
-                        if self.first_byte_at is None:
-                            self.first_byte_at = time.monotonic()
                         self._write(fd, data, offset)
-                        self.transferred += len(data)
-                        checkpointer.advance(index, offset + len(data))
-                        hasher.advance(checkpointer.written.contiguous_prefix)
-                        progress.update(checkpointer.written.durable_bytes)
-
-        streams = min(self._connections(), len(todo))
-        block, requests = self._pipeline_shape(streams)
-        refused: list[TransferError] = []
+                        record(index, offset + len(data))
 
         async def extra_stream() -> None:
             """Open one more connection and drain segments with it. Only *opening* may fail quietly."""
@@ -545,20 +560,59 @@ class _DownloadTry:
                     refused.append(exc)
                     return
                 stack.push_async_callback(_close_quietly, stream)
-                await drain(stream, block, requests)
+                await drain(stream)
 
+        async def worker_process(session: SFTPSessionFactory) -> None:
+            """Drain segments in a child process with its own connection (its own CPU)."""
+            worker = SegmentWorker(
+                session,
+                self.remote_path,
+                str(self.paths.part),
+                block_size=block,
+                max_requests=requests,
+                stall_timeout=self.options.stall_timeout,
+            )
+            try:
+                try:
+                    await worker.start()
+                except (
+                    ConnectionFailed,
+                    TransferInterrupted,
+                    AuthenticationFailed,
+                    OSError,
+                    TimeoutError,
+                ) as exc:
+                    refused.append(exc)
+                    return
+                while todo:
+                    index = todo.popleft()
+                    segment = checkpointer.written.segments[index]
+                    await self._bounded_by_stall(worker.fill(index, segment.done, segment.end, record))
+                await worker.stop()
+            finally:
+                await worker.close()
+
+        session = self.open_session
+        helper = (
+            functools.partial(worker_process, session)
+            if isinstance(session, SFTPSessionFactory)
+            else extra_stream
+        )
         if streams > 1:
             self.log.info("Reading %d segments over up to %d connections", len(todo), streams)
-        jobs = [functools.partial(drain, reader, block, requests)] + [extra_stream] * (streams - 1)
-        await run_all_or_none(jobs)
+        await run_all_or_none([functools.partial(drain, reader)] + [helper] * (streams - 1))
         if refused:
             self.log.warning(
-                "The server refused %d of %d extra connections (%s); the others did the work. Set "
+                "%d of %d extra connections could not be opened (%s); the others did the work. Set "
                 "max_connections=1 for servers that allow one connection per user.",
                 len(refused),
                 streams - 1,
                 refused[0],
             )
+
+    async def _bounded_by_stall(self, awaitable: Awaitable[T]) -> T:
+        """Guard against a worker that stops talking altogether (its own stall check covers the link)."""
+        return await self._bounded(awaitable, "waiting for a segment worker")
 
     def _check_complete(self, fd: int, state: ResumeState) -> None:
         """Never publish a short or overlong file, whatever went wrong above."""

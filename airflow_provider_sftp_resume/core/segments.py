@@ -3,8 +3,9 @@ Splitting one large file across several connections, as ``lftp pget -n`` and rcl
 streams do.
 
 Each segment is read over its own pipelined stream and checkpointed on its own (see
-:class:`~.state.ResumeState`), so a retry resumes every segment where it stopped. Small files keep
-one segment: a second connection costs a handshake that a small file never pays back.
+:class:`~.state.ResumeState`), so a retry resumes every segment where it stopped. Segments are never
+smaller than ``MIN_SEGMENT_SIZE``, so a small file keeps one: a second connection costs a handshake
+(and a worker process) that a small file never pays back.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-#: Files smaller than twice this are never split.
-MIN_SEGMENT_SIZE = 64 * 1024 * 1024  # 64 MiB
+#: Smallest segment: below this the per-segment bookkeeping costs more than it saves.
+MIN_SEGMENT_SIZE = 16 * 1024 * 1024  # 16 MiB
+#: Segments per connection. More segments than connections let a connection that starts late (a
+#: worker process connecting) or runs slow take less, and a fast one more: the work balances itself.
+SEGMENTS_PER_CONNECTION = 4
 #: Segment boundaries fall on multiples of this, so requests stay block-aligned.
 SEGMENT_ALIGNMENT = 1024 * 1024  # 1 MiB
 
@@ -29,9 +33,11 @@ def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGME
 
     :param size: file size in bytes
     :param connections: most streams to use (1 means no split)
-    :param min_segment: smallest segment worth its own stream
+    :param min_segment: smallest segment worth tracking on its own
     """
-    count = max(1, min(connections, size // max(1, min_segment)))
+    count = max(1, min(connections * SEGMENTS_PER_CONNECTION, size // max(1, min_segment)))
+    if connections <= 1:
+        return ()
     if count == 1:
         return ()
     step = -(-size // count)  # ceiling division

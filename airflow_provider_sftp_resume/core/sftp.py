@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import stat as stat_module
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -314,3 +314,33 @@ async def open_sftp_session(
         conn.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(conn.wait_closed(), timeout=2)
+
+
+@dataclass(frozen=True)
+class SFTPSessionFactory:
+    """
+    Opens SFTP sessions to one endpoint; a plain value, so a worker process can rebuild it.
+
+    :param endpoint: where and how to connect
+    :param attempts: connection attempts per session (transient errors only)
+    :param max_wait: longest pause between attempts, seconds
+    """
+
+    endpoint: SSHEndpoint
+    attempts: int = 3
+    max_wait: float = 10.0
+
+    def __call__(self) -> contextlib.AbstractAsyncContextManager[AsyncsshFileSystem]:
+        return open_sftp_session(self.endpoint, attempts=self.attempts, max_wait=self.max_wait)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to connect, secrets included: only ever sent down a private pipe."""
+        return {"endpoint": asdict(self.endpoint), "attempts": self.attempts, "max_wait": self.max_wait}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SFTPSessionFactory:
+        """Rebuild a factory sent by :meth:`to_dict`."""
+        endpoint = dict(data["endpoint"])
+        for name in ("client_keys", "trusted_host_keys", "ciphers"):
+            endpoint[name] = tuple(endpoint[name])
+        return cls(SSHEndpoint(**endpoint), attempts=int(data["attempts"]), max_wait=float(data["max_wait"]))

@@ -20,8 +20,6 @@ MIN_IN_FLIGHT = 4 * MiB
 MAX_IN_FLIGHT = 64 * MiB
 #: SSH channel receive window asked for; only an upper bound on what the requests allow.
 SSH_WINDOW = 64 * MiB
-#: Below this round trip one connection fills the path by itself, so a file is not split.
-SPLIT_MIN_RTT = 0.005  # 5 ms
 MIN_REQUESTS = 4
 MAX_REQUESTS = 512
 
@@ -41,8 +39,3 @@ def in_flight_bytes(rtt: float, streams: int = 1) -> int:
 def requests_in_flight(block_size: int, rtt: float, streams: int = 1) -> int:
     """Number of ``block_size`` reads to keep outstanding per connection."""
     return max(MIN_REQUESTS, min(MAX_REQUESTS, in_flight_bytes(rtt, streams) // max(1, block_size)))
-
-
-def worth_splitting(rtt: float) -> bool:
-    """Whether a long path justifies several connections for one file."""
-    return rtt >= SPLIT_MIN_RTT

@@ -10,14 +10,11 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.runner import AbortableRun
-from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_session
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -112,9 +109,7 @@ class ResumableSFTPHook(SFTPHook):
             )
         log.info("Connecting to %s", endpoint.describe())
 
-        def session() -> AbstractAsyncContextManager[RemoteFileSystem]:
-            return open_sftp_session(endpoint, attempts=self.connect_attempts)
-
+        session = SFTPSessionFactory(endpoint, attempts=self.connect_attempts)
         run = AbortableRun(partial(download_file, session, remote_path, local_path, options, logger=log))
         self._running = run
         try:

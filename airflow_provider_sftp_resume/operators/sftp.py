@@ -55,9 +55,10 @@ class ResumableSFTPDownloadOperator(BaseOperator):
     :param transfer_attempts: resume within the same try this many times in all before failing the
         try (default 1: Airflow's own ``retries`` do the resuming, one try per attempt)
     :param max_connections: SSH connections for one large file, each fetching and checkpointing its
-        own segment; ``None`` (automatic) uses 4 for files of 128 MiB or more on paths with a round
-        trip of 5 ms or more, else 1; set 1 for servers that refuse several connections per user
-        (S3-backed SFTP services ask clients not to split files)
+        own segments in a worker process of its own (one CPU each); ``None`` means 1. Raise it to 2-4
+        when the worker has cores to spare or the server throttles each connection; keep 1 for
+        servers that refuse several connections per user (S3-backed SFTP services ask clients not
+        to split files)
     """
 
     template_fields: Sequence[str] = ("remote_path", "local_path", "expected_sha256")

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import random
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,7 +15,11 @@ from airflow_provider_sftp_resume.core.localfiles import LocalPaths, write_state
 from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState
 from airflow_provider_sftp_resume.core.verify import TAIL_LENGTH
 from tests.conftest import endpoint_for, session_factory
-from tests.support.servers import ServerInfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

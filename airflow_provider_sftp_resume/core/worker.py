@@ -1,0 +1,225 @@
+"""
+Segment workers in their own processes: a second CPU for a CPU-bound Python SSH client.
+
+One asyncssh connection keeps one core busy at a few hundred MB/s (decoding SSH packets in Python);
+on a fast path that core, not the network, is the limit. Extra segments of a large file are
+therefore read by child processes (running :func:`main` of this module), each
+with its own connection, writing straight into the shared ``.part`` at the segment's offsets. The
+parent stays in charge: it hands out segments, records the progress the children report, and
+checkpoints (its fsync covers the children's writes: they share the file).
+
+The protocol is JSON lines. Parent to child on stdin: first the session (connection settings,
+secrets included: a pipe is never visible in ``ps``, unlike arguments or the environment) and the
+job, then ``{"segment": [index, start, end]}`` or ``{"stop": true}``. Child to parent on stdout:
+``{"progress": [index, offset]}`` (bytes ``[start, offset)`` are written), ``{"finished": index}``,
+``{"error": [type, message]}``.
+
+The standard library's ``multiprocessing`` would re-import the parent's ``__main__`` (Airflow's task
+runner) in the child; a plain subprocess with an explicit module avoids that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sftp_resume.core import errors
+from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: How often a child reports progress (the parent checkpoints what is reported).
+REPORT_EVERY = 0.1  # seconds
+#: Seconds a child may take to start and connect before it counts as refused.
+START_TIMEOUT = 60.0
+
+
+def error_from_report(kind: str, message: str) -> errors.TransferError:
+    """Rebuild an engine error reported by a child (unknown kinds become retriable interruptions)."""
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, errors.TransferError):
+        return cls(message)  # every engine error takes its message as the only positional argument
+    return errors.TransferInterrupted(f"segment worker failed: {kind}: {message}")
+
+
+class SegmentWorker:
+    """
+    The parent's handle on one child process.
+
+    :param session: how the child connects (sent down its stdin)
+    :param remote_path: the remote file
+    :param part_path: the ``.part`` file, which must exist
+    :param block_size: bytes per read request
+    :param max_requests: requests in flight
+    :param stall_timeout: seconds without data before the child gives up
+    """
+
+    def __init__(
+        self,
+        session: SFTPSessionFactory,
+        remote_path: str,
+        part_path: str,
+        *,
+        block_size: int,
+        max_requests: int,
+        stall_timeout: float,
+    ) -> None:
+        self._job = {
+            "session": session.to_dict(),
+            "remote_path": remote_path,
+            "part_path": part_path,
+            "block_size": block_size,
+            "max_requests": max_requests,
+            "stall_timeout": stall_timeout,
+        }
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start the child and wait until it is connected."""
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            f"from {__name__} import main; main()",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await self._send(self._job)
+        message = await asyncio.wait_for(self._receive(), START_TIMEOUT)
+        if "ready" not in message:
+            raise self._error(message)
+
+    async def fill(self, index: int, start: int, end: int, on_progress: Callable[[int, int], None]) -> None:
+        """Have the child read ``[start, end)`` of segment ``index``; report progress as it comes."""
+        await self._send({"segment": [index, start, end]})
+        while True:
+            message = await self._receive()
+            if "progress" in message:
+                on_progress(*message["progress"])
+            elif message.get("finished") == index:
+                return
+            else:
+                raise self._error(message)
+
+    async def stop(self) -> None:
+        """Ask the child to leave; kill it if it does not."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(OSError, ConnectionError):
+            await self._send({"stop": True})
+        try:
+            await asyncio.wait_for(process.wait(), 2)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def close(self) -> None:
+        """Kill the child if it still runs, and reap it (also when the try is being cancelled)."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.kill()
+        if process.stdin is not None:
+            process.stdin.close()
+        await asyncio.shield(process.wait())
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(message).encode() + b"\n")
+        await self._process.stdin.drain()
+
+    async def _receive(self) -> dict[str, Any]:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        line = await self._process.stdout.readline()
+        if not line:
+            await self._process.wait()
+            return {"error": ["TransferInterrupted", f"segment worker exited ({self._process.returncode})"]}
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    @staticmethod
+    def _error(message: dict[str, Any]) -> errors.TransferError:
+        kind, text = message.get("error", ["TransferInterrupted", f"unexpected message {message!r}"])
+        return error_from_report(str(kind), str(text))
+
+
+# -- the child ----------------------------------------------------------------------------------------
+
+
+job_part_path: list[str] = [""]
+
+
+async def _child(read_line: Callable[[], Any], write: Callable[[dict[str, Any]], None]) -> None:
+    job = json.loads(await read_line())
+    job_part_path[0] = job["part_path"]
+    session = SFTPSessionFactory.from_dict(job["session"])
+    fd = os.open(job["part_path"], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        async with session() as fs:
+            reader = await fs.open_reader(job["remote_path"])
+            write({"ready": True})
+            while True:
+                command = json.loads(await read_line() or b'{"stop": true}')
+                if "segment" not in command:
+                    return
+                index, start, end = command["segment"]
+                last_report = time.monotonic()
+                blocks = pipelined_read(
+                    reader,
+                    start,
+                    end,
+                    block_size=job["block_size"],
+                    max_requests=job["max_requests"],
+                    stall_timeout=job["stall_timeout"],
+                )
+                async with contextlib.aclosing(blocks):
+                    async for offset, data in blocks:
+                        view, position = memoryview(data), offset
+                        while view:
+                            written = os.pwrite(fd, view, position)
+                            view, position = view[written:], position + written
+                        if time.monotonic() - last_report >= REPORT_EVERY or position >= end:
+                            write({"progress": [index, position]})
+                            last_report = time.monotonic()
+                write({"finished": index})
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    """Entry point of a child process."""
+    loop = asyncio.new_event_loop()
+    out = sys.stdout.buffer
+
+    def write(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message).encode() + b"\n")
+        out.flush()
+
+    async def run() -> None:
+        reader = asyncio.StreamReader(limit=1024 * 1024)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        try:
+            await _child(reader.readline, write)
+        except errors.TransferError as exc:
+            write({"error": [type(exc).__name__, str(exc)]})
+        except OSError as exc:
+            mapped = os_error_to_local(exc, Path(job_part_path[0] or "?"), "writing")
+            write({"error": [type(mapped).__name__, str(mapped)]})
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
