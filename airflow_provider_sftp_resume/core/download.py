@@ -524,13 +524,13 @@ class _DownloadTry:
         refused: list[BaseException] = []
         last_offset = {i: s.done for i, s in enumerate(state.segments)}
 
-        def record(index: int, offset: int) -> None:
+        def record(index: int, offset: int, block: tuple[int, bytes] | None = None) -> None:
             if self.first_byte_at is None:
                 self.first_byte_at = time.monotonic()
             self.transferred += offset - last_offset[index]
             last_offset[index] = offset
             checkpointer.advance(index, offset)
-            hasher.advance(checkpointer.written.contiguous_prefix)
+            hasher.advance(checkpointer.written.contiguous_prefix, block)
             progress.update(checkpointer.written.durable_bytes)
 
         async def drain(stream: RemoteReader) -> None:
@@ -548,7 +548,7 @@ class _DownloadTry:
                 async with contextlib.aclosing(blocks):
                     async for offset, data in blocks:
                         self._write(fd, data, offset)
-                        record(index, offset + len(data))
+                        record(index, offset + len(data), (offset, data))
 
         async def extra_stream() -> None:
             """Open one more connection and drain segments with it. Only *opening* may fail quietly."""

@@ -1,8 +1,10 @@
 """
 The sha256 of the local file, computed while the file is still being written.
 
-A thread reads the ``.part`` back from offset 0 up to the highest offset written so far (the
-*watermark*) and feeds ``hashlib``, which releases the GIL on large buffers. On a resumed try the
+A thread follows the highest offset written so far (the *watermark*) from offset 0 and feeds
+``hashlib``, which releases the GIL on large buffers. Blocks the writer hands over are hashed from
+memory; anything else (kept bytes of a resumed try, blocks written by other connections) is read
+back from the ``.part``. On a resumed try the
 kept bytes are hashed alongside the new transfer instead of before it, so resuming starts moving
 bytes at once, and when the last block lands only the unhashed remainder is left.
 
@@ -12,6 +14,7 @@ doing that in the background is the cheapest place for it.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import threading
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CHUNK = 1024 * 1024  # 1 MiB
+#: Blocks kept for hashing from memory; beyond this the hasher reads the file instead (bounded RAM).
+MAX_QUEUED_BLOCKS = 64
 
 
 class TrailingHasher:
@@ -35,15 +40,24 @@ class TrailingHasher:
         self._digest = hashlib.sha256()
         self._hashed = 0
         self._watermark = 0
+        self._blocks: collections.deque[tuple[int, bytes]] = collections.deque()
         self._final: int | None = None
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="sftp-resume-sha256", daemon=True)
         self._thread.start()
 
-    def advance(self, watermark: int) -> None:
-        """Tell the hasher that bytes ``[0, watermark)`` are written."""
+    def advance(self, watermark: int, block: tuple[int, bytes] | None = None) -> None:
+        """
+        Tell the hasher that bytes ``[0, watermark)`` are written.
+
+        :param watermark: end of the contiguous written prefix
+        :param block: the ``(offset, data)`` just written, if the caller has it in memory: hashed from
+            memory when it is next in line, which saves reading it back from the file
+        """
         with self._cond:
+            if block is not None and len(self._blocks) < MAX_QUEUED_BLOCKS:
+                self._blocks.append(block)
             if watermark > self._watermark:
                 self._watermark = watermark
                 self._cond.notify()
@@ -74,6 +88,19 @@ class TrailingHasher:
         self._thread.join()
         os.close(self._fd)
 
+    def _from_memory(self, limit: int) -> bytes:
+        """The next bytes to hash if a queued block holds them; blocks already hashed are dropped."""
+        with self._cond:
+            for _ in range(len(self._blocks)):
+                offset, data = self._blocks.popleft()
+                end = offset + len(data)
+                if end <= self._hashed:
+                    continue  # already hashed (read back from the file meanwhile)
+                if offset <= self._hashed and end <= limit:
+                    return data[self._hashed - offset :]
+                self._blocks.append((offset, data))  # not its turn yet: keep it
+        return b""
+
     def _run(self) -> None:
         try:
             while True:
@@ -85,7 +112,9 @@ class TrailingHasher:
                     limit = self._watermark
                     final = self._final
                 while self._hashed < limit:
-                    data = os.pread(self._fd, min(CHUNK, limit - self._hashed), self._hashed)
+                    data = self._from_memory(limit) or os.pread(
+                        self._fd, min(CHUNK, limit - self._hashed), self._hashed
+                    )
                     if not data:
                         return
                     self._digest.update(data)

@@ -266,3 +266,20 @@ def test_tail_rewritten_during_transfer_with_size_and_mtime_kept_is_not_publishe
     with pytest.raises(RemoteChanged, match="end of the remote file changed"):
         fetch(fs, tmp_path / "f.bin")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_trailing_hasher_uses_blocks_in_memory_and_the_file_for_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(DATA[:100_000])  # "kept" bytes, only on disk
+    hasher = TrailingHasher(path)
+    hasher.advance(100_000)
+    with open(path, "ab") as handle:
+        for start in range(100_000, len(DATA), 50_000):
+            block = DATA[start : start + 50_000]
+            handle.write(block)
+            handle.flush()
+            # a block from further on first, as a second connection would hand it over
+            later = start + 50_000
+            hasher.advance(start, (later, DATA[later : later + 50_000]))
+            hasher.advance(start + len(block), (start, block))
+    assert hasher.finish(len(DATA)) == DIGEST

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import random
@@ -35,13 +36,18 @@ def sparse_remote(path: Path) -> tuple[bytes, str]:
         handle.truncate(HOLE)
         handle.seek(HOLE)
         handle.write(tail)
+    return tail, expected_digest(tail)
+
+
+@functools.cache
+def expected_digest(tail: bytes) -> str:
     digest = hashlib.sha256()
     zeros = bytes(64 * MiB)
     for _ in range(HOLE // len(zeros)):
         digest.update(zeros)
     digest.update(bytes(HOLE % len(zeros)))
     digest.update(tail)
-    return tail, digest.hexdigest()
+    return digest.hexdigest()
 
 
 def test_resume_past_4_gib(sftp_server: ServerInfo, tmp_path: Path) -> None:
