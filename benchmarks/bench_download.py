@@ -396,7 +396,7 @@ def render(table: dict[int, dict[str, Series]], extras: dict[str, object], args:
             f"byte {resume['first_byte_seconds']:.2f} s after it started (connect included); "  # type: ignore[index]
             f"whole try {resume['seconds']:.2f} s.",  # type: ignore[index]
             "",
-            f"Checkpointing (fsync + sidecar every 2 s) costs {extras['checkpoint_cost_percent']:.1f} % of "
+            f"Checkpointing (fsync + sidecar every 0.5 s) costs {extras['checkpoint_cost_percent']:.1f} % of "
             f"throughput at RTT 0: {extras['with_checkpoints']} MB/s with, {extras['without_checkpoints']} "
             "MB/s without.",
         ]

@@ -117,7 +117,7 @@ class DownloadOptions:
     create_intermediate_dirs: bool = False
     expected_sha256: str | None = None
     stall_timeout: float = 60.0
-    checkpoint_interval: float = 2.0
+    checkpoint_interval: float = 0.5
     progress_interval: float = 30.0
     skip_unchanged: bool = True
     preserve_mtime: bool = True

@@ -75,7 +75,7 @@ class ResumableSFTPDownloadOperator(BaseOperator):
         create_intermediate_dirs: bool = False,
         stall_timeout: float = 60.0,
         connect_attempts: int = 3,
-        checkpoint_interval: float = 2.0,
+        checkpoint_interval: float = 0.5,
         progress_interval: float = 30.0,
         skip_unchanged: bool = True,
         preserve_mtime: bool = True,
