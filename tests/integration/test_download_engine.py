@@ -45,6 +45,17 @@ def run(
     return asyncio.run(download_file(opener, str(remote), local, DownloadOptions(**merged)))  # type: ignore[arg-type]
 
 
+def interrupted_try(
+    server: ServerInfo, proxy: FaultProxy, source: Path, target: Path, cut: int, **options: object
+) -> list[dict[str, int]]:
+    """Run one try that the proxy cuts after ``cut`` bytes; return the segments its sidecar kept."""
+    proxy.cut_after(cut)
+    with pytest.raises(TransferInterrupted):
+        run(server, source, target, port=proxy.port, **options)
+    segments: list[dict[str, int]] = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"]
+    return segments
+
+
 def leftovers(local: Path) -> list[str]:
     return sorted(p.name for p in local.parent.iterdir() if p.name != local.name)
 
@@ -86,12 +97,8 @@ def test_cut_then_resume_transfers_only_the_rest(
     target = local_dir / "big.bin"
     paths = LocalPaths.for_target(target)
 
-    proxy.cut_after(5 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
+    kept = interrupted_try(sftp_server, proxy, source, target, 5 * MiB)[0]["done"]
     assert not target.exists()
-    state = json.loads(paths.sidecar.read_text())
-    kept = state["segments"][0]["done"]
     assert 0 < kept < 8 * MiB
     assert paths.part.stat().st_size >= kept
 
@@ -111,9 +118,7 @@ def test_same_size_rewrite_with_restored_mtime_restarts(
     source = remote_dir / "f.bin"
     write_random(source, 6 * MiB, seed=2)
     target = local_dir / "f.bin"
-    proxy.cut_after(3 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
+    interrupted_try(sftp_server, proxy, source, target, 3 * MiB)
 
     before = source.stat()
     new_digest = write_random(source, 6 * MiB, seed=3)
@@ -133,10 +138,7 @@ def test_rewrite_only_near_resume_point_is_caught_by_overlap(
     source = remote_dir / "f.bin"
     write_random(source, 6 * MiB, seed=4)
     target = local_dir / "f.bin"
-    proxy.cut_after(3 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
-    kept = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"][0]["done"]
+    kept = interrupted_try(sftp_server, proxy, source, target, 3 * MiB)[0]["done"]
 
     before = source.stat()
     with open(source, "r+b") as handle:  # change 100 bytes just before the resume point
@@ -160,9 +162,7 @@ def test_append_between_tries_restarts(
     source = remote_dir / "grow.bin"
     write_random(source, 12 * MiB, seed=5)
     target = local_dir / "grow.bin"
-    proxy.cut_after(6 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
+    interrupted_try(sftp_server, proxy, source, target, 6 * MiB)
     with open(source, "ab") as handle:
         handle.write(b"more" * 1000)
     result = run(sftp_server, source, target)
@@ -236,9 +236,7 @@ def test_failed_try_never_destroys_existing_target(
     write_random(source, 4 * MiB, seed=10)
     target = local_dir / "a.bin"
     target.write_bytes(b"yesterday's complete file")
-    proxy.cut_after(MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
+    interrupted_try(sftp_server, proxy, source, target, MiB)
     assert target.read_bytes() == b"yesterday's complete file"
 
 
@@ -292,11 +290,8 @@ def test_locally_corrupted_kept_bytes_are_caught(
     source = remote_dir / "a.bin"
     digest = write_random(source, 6 * MiB, seed=15)
     target = local_dir / "a.bin"
-    proxy.cut_after(3 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port)
+    kept = interrupted_try(sftp_server, proxy, source, target, 3 * MiB)[0]["done"]
     paths = LocalPaths.for_target(target)
-    kept = json.loads(paths.sidecar.read_text())["segments"][0]["done"]
     with open(paths.part, "r+b") as handle:
         handle.seek(kept - 10)
         handle.write(b"garbage!!!")
@@ -375,10 +370,7 @@ def test_parallel_cut_resumes_every_segment(
     source = remote_dir / "p.bin"
     digest = write_random(source, 12 * MiB, seed=61)
     target = local_dir / "p.bin"
-    proxy.cut_after(8 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port, **PARALLEL)
-    segments = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"]
+    segments = interrupted_try(sftp_server, proxy, source, target, 8 * MiB, **PARALLEL)
     assert len(segments) == 12  # four per connection
     started = [s for s in segments if s["done"] > s["start"]]
     assert len(started) >= 2, f"segments must progress side by side before the cut: {segments}"
@@ -397,10 +389,7 @@ def test_parallel_change_inside_a_later_segment_is_caught(
     source = remote_dir / "p.bin"
     write_random(source, 12 * MiB, seed=62)
     target = local_dir / "p.bin"
-    proxy.cut_after(8 * MiB)
-    with pytest.raises(TransferInterrupted):
-        run(sftp_server, source, target, port=proxy.port, **PARALLEL)
-    segments = json.loads(LocalPaths.for_target(target).sidecar.read_text())["segments"]
+    segments = interrupted_try(sftp_server, proxy, source, target, 8 * MiB, **PARALLEL)
     later = [s for s in segments[1:] if s["done"] - s["start"] >= 50]
     assert later, f"a later segment must have kept bytes: {segments}"
     before = source.stat()
