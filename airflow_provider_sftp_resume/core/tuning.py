@@ -32,7 +32,7 @@ def in_flight_bytes(rtt: float, streams: int = 1) -> int:
     :param streams: connections sharing the memory budget
     """
     per_stream_cap = max(MIN_IN_FLIGHT, MAX_IN_FLIGHT // max(1, streams))
-    wanted = int(RATE_PER_CONNECTION * max(0.0, rtt))
+    wanted = int(RATE_PER_CONNECTION * min(max(0.0, rtt), 10.0))  # an unmeasured (inf) rtt gets the cap
     return max(MIN_IN_FLIGHT, min(per_stream_cap, wanted))
 
 
