@@ -3,8 +3,10 @@ The transfer engine: plain Python, no Airflow import.
 
 Folders map to jobs: :mod:`.state` (resume state and its sidecar), :mod:`.localfiles` and
 :mod:`.locking` (local files), :mod:`.verify` (proving kept bytes), :mod:`.pipeline` (pipelined
-reads), :mod:`.checkpoint` (durability), :mod:`.hashing` (sha256 while writing), :mod:`.download`
-(one try from plan to publish), :mod:`.sftp` (the remote over asyncssh), :mod:`.errors`.
+reads), :mod:`.tuning` (bytes in flight), :mod:`.segments`, :mod:`.fill` and :mod:`.worker` (one or
+several connections), :mod:`.checkpoint` (durability), :mod:`.hashing` (sha256 while writing),
+:mod:`.download` (one try from plan to publish), :mod:`.sftp` (the remote over asyncssh),
+:mod:`.errors`.
 """
 
 from __future__ import annotations

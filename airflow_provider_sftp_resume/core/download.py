@@ -9,10 +9,7 @@ touched until the replacement is complete and checked.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
-import functools
 import hashlib
 import os
 import time
@@ -21,16 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
-    AuthenticationFailed,
     ChecksumMismatch,
-    ConnectionFailed,
     IntegrityError,
     RemoteChanged,
     RemotePathError,
     TransferError,
     TransferInterrupted,
-    TransferStalled,
 )
+from airflow_provider_sftp_resume.core.fill import SegmentFiller, answer_within, close_quietly
 from airflow_provider_sftp_resume.core.hashing import TrailingHasher
 from airflow_provider_sftp_resume.core.localfiles import (
     LocalPaths,
@@ -45,14 +40,11 @@ from airflow_provider_sftp_resume.core.localfiles import (
 )
 from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
-from airflow_provider_sftp_resume.core.pipeline import pipelined_read
-from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
+from airflow_provider_sftp_resume.core.progress import format_bytes
 from airflow_provider_sftp_resume.core.segments import (
     MIN_SEGMENT_SIZE,
-    run_all_or_none,
     segment_boundaries,
 )
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
 from airflow_provider_sftp_resume.core.tuning import requests_in_flight
 from airflow_provider_sftp_resume.core.verify import (
@@ -65,7 +57,6 @@ from airflow_provider_sftp_resume.core.verify import (
     take_fingerprint,
     verify_kept_bytes,
 )
-from airflow_provider_sftp_resume.core.worker import SegmentWorker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -80,8 +71,6 @@ if TYPE_CHECKING:
 MAX_CONNECTIONS = 16
 #: Connections for one large file on a long path when the caller does not choose.
 AUTO_CONNECTIONS = 4
-#: Seconds allowed to close a remote handle after a failure (the link may be dead).
-CLOSE_TIMEOUT = 2.0
 T = TypeVar("T")
 
 log = engine_logger(__name__)
@@ -189,12 +178,6 @@ class DownloadResult:
         return result
 
 
-async def _close_quietly(reader: RemoteReader) -> None:
-    """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
-
-
 def sha256_of_file(path: os.PathLike[str] | str) -> str:
     """Return the hex sha256 of a local file."""
     with open(path, "rb") as handle:
@@ -265,12 +248,7 @@ class _DownloadTry:
 
     async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
-        try:
-            return await asyncio.wait_for(awaitable, self.options.stall_timeout)
-        except TimeoutError:
-            raise TransferStalled(
-                f"No answer for {self.options.stall_timeout:g} s while {what}; treating the link as dead."
-            ) from None
+        return await answer_within(awaitable, self.options.stall_timeout, what)
 
     async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a small request, and take its duration as a sample of the round-trip time."""
@@ -303,8 +281,7 @@ class _DownloadTry:
                 return self._skipped(remote)
             return await self._transfer(reader, remote)
         finally:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
+            await close_quietly(reader)
 
     # -- skipping a complete target ---------------------------------------------------------------
 
@@ -389,7 +366,7 @@ class _DownloadTry:
         self.verification_bytes += read
         fresh = ResumeState.fresh(
             fingerprint,
-            segment_boundaries(remote.size, self._connections(remote.size), self.options.min_segment_size),
+            segment_boundaries(remote.size, self._connections(), self.options.min_segment_size),
         )
         os.ftruncate(fd, 0)
         write_state(self.paths, fresh)
@@ -411,14 +388,18 @@ class _DownloadTry:
             try:
                 hasher.advance(state.contiguous_prefix)
                 checkpointer.start()
-                await self._fill(
-                    reader,
+                filler = SegmentFiller(
                     fd=fd,
-                    state=state,
+                    paths=self.paths,
+                    remote_path=self.remote_path,
+                    open_session=self.open_session,
+                    options=self.options,
+                    log=self.log,
                     checkpointer=checkpointer,
                     hasher=hasher,
-                    resumed_from=resumed_from,
                 )
+                await filler.run(reader, self._connections(), self._pipeline_shape)
+                self.transferred, self.first_byte_at = filler.transferred, filler.first_byte_at
                 self._check_complete(fd, checkpointer.written)
                 await self._bounded(
                     self._check_unchanged(reader, remote, state), "re-checking the remote file"
@@ -484,7 +465,7 @@ class _DownloadTry:
         else:
             self.log.info("Starting download of %d bytes into %s", remote.size, self.paths.part)
 
-    def _connections(self, size: int) -> int:
+    def _connections(self) -> int:
         """
         Connections to use: as asked, else one.
 
@@ -501,119 +482,6 @@ class _DownloadTry:
         requests = self.options.max_requests or requests_in_flight(block, self.rtt, streams)
         return block, requests
 
-    async def _fill(
-        self,
-        reader: RemoteReader,
-        *,
-        fd: int,
-        state: ResumeState,
-        checkpointer: Checkpointer,
-        hasher: TrailingHasher,
-        resumed_from: int,
-    ) -> None:
-        """Fetch every incomplete segment, over extra connections when there are several."""
-        todo = collections.deque(i for i, s in enumerate(state.segments) if not s.complete)
-        if not todo:
-            return
-        progress = ProgressReporter(
-            self.log, state.remote.size, resumed_from, interval=self.options.progress_interval
-        )
-
-        streams = min(self._connections(state.remote.size), len(todo))
-        block, requests = self._pipeline_shape(streams)
-        refused: list[BaseException] = []
-        last_offset = {i: s.done for i, s in enumerate(state.segments)}
-
-        def record(index: int, offset: int, block: tuple[int, bytes] | None = None) -> None:
-            if self.first_byte_at is None:
-                self.first_byte_at = time.monotonic()
-            self.transferred += offset - last_offset[index]
-            last_offset[index] = offset
-            checkpointer.advance(index, offset)
-            hasher.advance(checkpointer.written.contiguous_prefix, block)
-            progress.update(checkpointer.written.durable_bytes)
-
-        async def drain(stream: RemoteReader) -> None:
-            while todo:
-                index = todo.popleft()
-                segment = checkpointer.written.segments[index]
-                blocks = pipelined_read(
-                    stream,
-                    segment.done,
-                    segment.end,
-                    block_size=block,
-                    max_requests=requests,
-                    stall_timeout=self.options.stall_timeout,
-                )
-                async with contextlib.aclosing(blocks):
-                    async for offset, data in blocks:
-                        self._write(fd, data, offset)
-                        record(index, offset + len(data), (offset, data))
-
-        async def extra_stream() -> None:
-            """Open one more connection and drain segments with it. Only *opening* may fail quietly."""
-            async with contextlib.AsyncExitStack() as stack:
-                try:
-                    fs = await stack.enter_async_context(self.open_session())
-                    stream = await self._bounded(fs.open_reader(self.remote_path), "opening the remote file")
-                except (ConnectionFailed, TransferInterrupted, AuthenticationFailed) as exc:
-                    refused.append(exc)
-                    return
-                stack.push_async_callback(_close_quietly, stream)
-                await drain(stream)
-
-        async def worker_process(session: SFTPSessionFactory) -> None:
-            """Drain segments in a child process with its own connection (its own CPU)."""
-            worker = SegmentWorker(
-                session,
-                self.remote_path,
-                str(self.paths.part),
-                block_size=block,
-                max_requests=requests,
-                stall_timeout=self.options.stall_timeout,
-            )
-            try:
-                try:
-                    await worker.start()
-                except (
-                    ConnectionFailed,
-                    TransferInterrupted,
-                    AuthenticationFailed,
-                    OSError,
-                    TimeoutError,
-                ) as exc:
-                    refused.append(exc)
-                    return
-                while todo:
-                    index = todo.popleft()
-                    segment = checkpointer.written.segments[index]
-                    await self._bounded_by_stall(worker.fill(index, segment.done, segment.end, record))
-                await worker.stop()
-            finally:
-                await worker.close()
-
-        session = self.open_session
-        helper = (
-            functools.partial(worker_process, session)
-            if isinstance(session, SFTPSessionFactory)
-            else extra_stream
-        )
-        if streams > 1:
-            self.log.info("Reading %d segments over up to %d connections", len(todo), streams)
-        await run_all_or_none([functools.partial(drain, reader)] + [helper] * (streams - 1))
-        if refused:
-            self.log.warning(
-                "%d of %d extra connections could not be opened (%s); the others did the work. Set "
-                "max_connections=1 for servers that allow one connection per user.",
-                len(refused),
-                streams - 1,
-                refused[0],
-            )
-
-    async def _bounded_by_stall(self, awaitable: Awaitable[T]) -> T:
-        """Guard against a worker that stops talking altogether (its own stall check covers the link)."""
-        return await self._bounded(awaitable, "waiting for a segment worker")
-
     def _check_complete(self, fd: int, state: ResumeState) -> None:
         """Never publish a short or overlong file, whatever went wrong above."""
         size = os.fstat(fd).st_size
@@ -623,15 +491,6 @@ class _DownloadTry:
                 f"and a .part of {size} bytes; the next try resumes from the last checkpoint.",
                 offset=state.durable_bytes,
             )
-
-    def _write(self, fd: int, data: bytes, offset: int) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
-        except OSError as exc:
-            raise os_error_to_local(exc, self.paths.part, "writing") from None
 
     async def _check_unchanged(self, reader: RemoteReader, before: RemoteStat, state: ResumeState) -> None:
         """Refuse a file whose source changed while it was read: it could mix two versions."""

@@ -1,0 +1,228 @@
+"""
+Filling the ``.part``: every incomplete segment, over one connection or several.
+
+The first connection (the one the try planned with) drains segments in file order; each extra
+connection, when ``max_connections`` asks for them, takes the next segment as soon as it is up. Extra
+connections to a real SFTP server run in worker processes (:mod:`.worker`), one CPU each; other
+remote file systems (the in-memory one of the tests) get extra in-process streams. Whichever writes
+a block, the same :class:`SegmentFiller` records it: checkpoint offsets, hash watermark, progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import os
+import time
+from typing import TYPE_CHECKING, TypeVar
+
+from airflow_provider_sftp_resume.core.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    TransferInterrupted,
+    TransferStalled,
+)
+from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.progress import ProgressReporter
+from airflow_provider_sftp_resume.core.segments import run_all_or_none
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.worker import SegmentWorker
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
+    from airflow_provider_sftp_resume.core.download import DownloadOptions
+    from airflow_provider_sftp_resume.core.hashing import TrailingHasher
+    from airflow_provider_sftp_resume.core.localfiles import LocalPaths
+    from airflow_provider_sftp_resume.core.logs import Logger
+    from airflow_provider_sftp_resume.core.remote import RemoteReader, SessionFactory
+
+T = TypeVar("T")
+#: Seconds allowed to close a remote handle after a failure (the link may be dead).
+CLOSE_TIMEOUT = 2.0
+#: Errors that mean "this extra connection could not be opened" rather than "the transfer failed".
+REFUSED = (ConnectionFailed, TransferInterrupted, AuthenticationFailed)
+
+
+async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
+    """
+    Await a request that must answer within ``seconds``: a dead link must not hang the try.
+
+    :raises TransferStalled: no answer in time
+    """
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise TransferStalled(
+            f"No answer for {seconds:g} s while {what}; treating the link as dead."
+        ) from None
+
+
+async def close_quietly(reader: RemoteReader) -> None:
+    """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
+
+
+class SegmentFiller:
+    """
+    Fetch the incomplete segments of one try and write them into the ``.part``.
+
+    :param fd: the open ``.part``
+    :param paths: the local paths of the transfer
+    :param remote_path: the remote file
+    :param open_session: opens extra sessions
+    :param options: the download options
+    :param log: the try's logger
+    :param checkpointer: records written offsets and makes them durable
+    :param hasher: hashes the contiguous written prefix
+    """
+
+    def __init__(
+        self,
+        *,
+        fd: int,
+        paths: LocalPaths,
+        remote_path: str,
+        open_session: SessionFactory,
+        options: DownloadOptions,
+        log: Logger,
+        checkpointer: Checkpointer,
+        hasher: TrailingHasher,
+    ) -> None:
+        self.fd = fd
+        self.paths = paths
+        self.remote_path = remote_path
+        self.open_session = open_session
+        self.options = options
+        self.log = log
+        self.checkpointer = checkpointer
+        self.hasher = hasher
+        self.transferred = 0
+        self.first_byte_at: float | None = None
+        state = checkpointer.written
+        self._todo = collections.deque(i for i, s in enumerate(state.segments) if not s.complete)
+        self._last_offset = {i: s.done for i, s in enumerate(state.segments)}
+        self._refused: list[BaseException] = []
+        self._progress = ProgressReporter(
+            log, state.remote.size, state.durable_bytes, interval=options.progress_interval
+        )
+        self._block = 0
+        self._requests = 0
+
+    async def run(
+        self, reader: RemoteReader, connections: int, shape: Callable[[int], tuple[int, int]]
+    ) -> None:
+        """
+        Fill every incomplete segment.
+
+        :param reader: the try's open remote file (the first stream)
+        :param connections: streams to use at most
+        :param shape: ``(block size, requests in flight)`` for a given number of streams
+        """
+        if not self._todo:
+            return
+        streams = min(connections, len(self._todo))
+        self._block, self._requests = shape(streams)
+        session = self.open_session
+        extra: Callable[[], Awaitable[None]] = (
+            functools.partial(self._worker_process, session)
+            if isinstance(session, SFTPSessionFactory)
+            else self._extra_stream
+        )
+        if streams > 1:
+            self.log.info("Reading %d segments over up to %d connections", len(self._todo), streams)
+        await run_all_or_none([functools.partial(self._drain, reader)] + [extra] * (streams - 1))
+        if self._refused:
+            self.log.warning(
+                "%d of %d extra connections could not be opened (%s); the others did the work. Set "
+                "max_connections=1 for servers that allow one connection per user.",
+                len(self._refused),
+                streams - 1,
+                self._refused[0],
+            )
+
+    def _record(self, index: int, offset: int, block: tuple[int, bytes] | None = None) -> None:
+        """Segment ``index`` is written up to ``offset`` (by this process or a worker)."""
+        if self.first_byte_at is None:
+            self.first_byte_at = time.monotonic()
+        self.transferred += offset - self._last_offset[index]
+        self._last_offset[index] = offset
+        self.checkpointer.advance(index, offset)
+        written = self.checkpointer.written
+        self.hasher.advance(written.contiguous_prefix, block)
+        self._progress.update(written.durable_bytes)
+
+    def _write(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            raise os_error_to_local(exc, self.paths.part, "writing") from None
+
+    async def _drain(self, stream: RemoteReader) -> None:
+        """Take segments off the queue and read them over ``stream`` until none is left."""
+        while self._todo:
+            index = self._todo.popleft()
+            segment = self.checkpointer.written.segments[index]
+            blocks = pipelined_read(
+                stream,
+                segment.done,
+                segment.end,
+                block_size=self._block,
+                max_requests=self._requests,
+                stall_timeout=self.options.stall_timeout,
+            )
+            async with contextlib.aclosing(blocks):
+                async for offset, data in blocks:
+                    self._write(data, offset)
+                    self._record(index, offset + len(data), (offset, data))
+
+    async def _extra_stream(self) -> None:
+        """Open one more session in this process and drain with it. Only *opening* may fail quietly."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                fs = await stack.enter_async_context(self.open_session())
+                stream = await answer_within(
+                    fs.open_reader(self.remote_path), self.options.stall_timeout, "opening the remote file"
+                )
+            except REFUSED as exc:
+                self._refused.append(exc)
+                return
+            stack.push_async_callback(close_quietly, stream)
+            await self._drain(stream)
+
+    async def _worker_process(self, session: SFTPSessionFactory) -> None:
+        """Drain segments in a child process with its own connection (its own CPU)."""
+        worker = SegmentWorker(
+            session,
+            self.remote_path,
+            str(self.paths.part),
+            block_size=self._block,
+            max_requests=self._requests,
+            stall_timeout=self.options.stall_timeout,
+        )
+        try:
+            try:
+                await worker.start()
+            except (*REFUSED, OSError, TimeoutError) as exc:
+                self._refused.append(exc)
+                return
+            while self._todo:
+                index = self._todo.popleft()
+                segment = self.checkpointer.written.segments[index]
+                # The worker watches its own link; this guards against a worker that stops talking.
+                await answer_within(
+                    worker.fill(index, segment.done, segment.end, self._record),
+                    self.options.stall_timeout,
+                    "waiting for a segment worker",
+                )
+            await worker.stop()
+        finally:
+            await worker.close()
