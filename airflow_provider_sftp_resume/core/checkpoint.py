@@ -60,6 +60,8 @@ class Checkpointer:
         """
         Record that segment ``index`` is written up to ``done`` (made durable by the next checkpoint).
 
+        ``done`` may also go back (bytes given up); the sidecar then records the lower offset.
+
         :raises LocalDiskFull: the background checkpoint failed for lack of space
         """
         self._written = self._written.with_progress(index, done)
@@ -99,10 +101,10 @@ class Checkpointer:
         return self.durable
 
     def _persist(self, state: ResumeState) -> None:
-        # A cancelled background checkpoint may still be running in its thread: one at a time, and
-        # never let an older state overwrite a newer one.
+        # A cancelled background checkpoint may still be running in its thread: one at a time.
+        # (flush() and stop() wait for it, so an older state never lands after a newer one.)
         with self._persist_lock:
-            if state == self.durable or state.durable_bytes < self.durable.durable_bytes:
+            if state == self.durable:
                 return
             self._persist_locked(state)
 

@@ -20,6 +20,7 @@ from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
     ChecksumMismatch,
     IntegrityError,
+    LocalDiskFull,
     RemoteChanged,
     RemotePathError,
     TransferError,
@@ -69,6 +70,8 @@ if TYPE_CHECKING:
     )
 
 MAX_CONNECTIONS = 16
+#: Bytes given back on a full disk so that the checkpoint can still be written.
+DISK_FULL_GIVE_BACK = 1024 * 1024  # 1 MiB
 #: Connections for one large file on a long path when the caller does not choose.
 AUTO_CONNECTIONS = 4
 T = TypeVar("T")
@@ -410,8 +413,11 @@ class _DownloadTry:
                 hasher.abandon()
                 await checkpointer.stop()
                 raise
-            except BaseException:
+            except BaseException as exc:
                 hasher.abandon()
+                if isinstance(exc, LocalDiskFull):
+                    await checkpointer.stop()
+                    self._make_room(fd, checkpointer)
                 with contextlib.suppress(TransferError):
                     durable = await checkpointer.flush()
                     self.log.info(
@@ -444,6 +450,24 @@ class _DownloadTry:
             checks_passed=tuple(c.value for c in passed),
             checkpoints=checkpointer.count,
         )
+
+    def _make_room(self, fd: int, checkpointer: Checkpointer) -> None:
+        """
+        On a full disk, give back the last MiB received so the checkpoint itself can be written.
+
+        The sidecar needs a few hundred bytes; without them the try would end with no record of
+        what it kept. Dropping up to 1 MiB of the last segment's tail frees that room and costs the
+        next try one MiB.
+        """
+        written = checkpointer.written
+        index = len(written.segments) - 1
+        last = written.segments[index]
+        if last.complete:
+            return
+        keep = max(last.start, last.done - DISK_FULL_GIVE_BACK)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, keep)
+            checkpointer.advance(index, keep)
 
     def _log_plan(
         self,
