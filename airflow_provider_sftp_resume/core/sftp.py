@@ -172,6 +172,11 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
             f"Permission denied on the server while {where}: {exc.reason}. Ask the server's owner "
             "for read access or fix the path."
         )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionFailed(
+            f"Connection refused while {where}. Check that the SFTP server is running and that the "
+            "connection's host and port are right (a retry may help if the server is restarting)."
+        )
     if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.ConnectionLost | ConnectionError):
         return TransferInterrupted(f"Connection lost while {where}: {exc}")
     if isinstance(exc, TimeoutError):

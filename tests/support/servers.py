@@ -112,6 +112,19 @@ Subsystem sftp internal-sftp
         self._log.close()
 
 
+class _PasswordServer(asyncssh.SSHServer):
+    """Key authentication always; password authentication when a password is set."""
+
+    def __init__(self, password: str | None) -> None:
+        self._password = password
+
+    def password_auth_supported(self) -> bool:
+        return self._password is not None
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return self._password is not None and password == self._password
+
+
 class AsyncsshServer:
     """
     An asyncssh SFTP server on its own event loop thread.
@@ -119,7 +132,7 @@ class AsyncsshServer:
     :param workdir: where its host key goes
     :param client_key: the only key allowed to log in
     :param sftp_factory: the SFTPServer class (subclass it to make a server misbehave)
-    :param extensions: whether to advertise optional SFTP extensions (limits, posix-rename, ...)
+    :param password: also accept password authentication with this password
     """
 
     def __init__(
@@ -128,6 +141,7 @@ class AsyncsshServer:
         client_key: KeyPair,
         *,
         sftp_factory: type[asyncssh.SFTPServer] = asyncssh.SFTPServer,
+        password: str | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         host_key = make_key(workdir / "asyncssh_host_ed25519_key")
@@ -144,6 +158,7 @@ class AsyncsshServer:
                 authorized_client_keys=str(client_key.public),
                 sftp_factory=sftp_factory,
                 allow_scp=False,
+                server_factory=lambda: _PasswordServer(password),
             )
 
         self._acceptor = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=10)

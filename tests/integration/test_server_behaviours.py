@@ -1,0 +1,112 @@
+"""Servers and networks that behave badly: short reads, wrong passwords, refusals, read-only disks."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+import pytest
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    LocalPathError,
+    RetriableTransferError,
+    TransferInterrupted,
+)
+from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
+from tests.integration.test_hostile_environment import small_disk  # noqa: F401 - fixture
+from tests.support.faultproxy import FaultProxy
+from tests.support.ports import free_port
+from tests.support.servers import AsyncsshServer, ServerInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.keys import KeyPair
+
+MiB = 1024 * 1024
+SHORT_READ = 7_000  # bytes: far below what the client asks for, and not a power of two
+
+
+class ShortReadServer(asyncssh.SFTPServer):
+    """Answers every read with at most SHORT_READ bytes, as some appliances do."""
+
+    def read(self, file_obj: object, offset: int, size: int) -> Any:
+        return super().read(file_obj, offset, min(size, SHORT_READ))
+
+
+@pytest.fixture(scope="module")
+def odd_server(tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair) -> Iterator[ServerInfo]:
+    server = AsyncsshServer(
+        tmp_path_factory.mktemp("odd"), client_key, sftp_factory=ShortReadServer, password="right-pass"
+    )
+    yield server.info
+    server.stop()
+
+
+def fetch(server: ServerInfo, source: Path, target: Path, port: int | None = None, **endpoint: Any) -> Any:
+    opener = session_factory(endpoint_for(server, port, **endpoint))
+    return asyncio.run(download_file(opener, str(source), target, DownloadOptions(checkpoint_interval=0.05)))
+
+
+def test_short_reads_are_byte_exact_and_resumable(odd_server: ServerInfo, tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    digest = write_random(source, 3 * MiB + 1, seed=81)
+    target = tmp_path / "dst.bin"
+    proxy = FaultProxy(odd_server.port)
+    try:
+        proxy.cut_after(2 * MiB)
+        with pytest.raises(TransferInterrupted):
+            fetch(odd_server, source, target, port=proxy.port)
+        result = fetch(odd_server, source, target, port=proxy.port)
+    finally:
+        proxy.stop()
+    assert result.resumed_from > 0
+    assert sha256_file(target) == digest == result.sha256
+
+
+def test_wrong_password_is_permanent_and_says_what_to_fix(odd_server: ServerInfo, tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    write_random(source, 1000)
+    with pytest.raises(AuthenticationFailed, match="password or private key"):
+        fetch(odd_server, source, tmp_path / "dst.bin", client_keys=(), password="wrong-pass")
+    assert fetch(odd_server, source, tmp_path / "ok.bin", client_keys=(), password="right-pass").size == 1000
+
+
+def test_connection_refused_is_retriable_and_names_the_server(
+    openssh_server: ServerInfo, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}") as caught:
+        fetch(openssh_server, tmp_path / "x", tmp_path / "y", port=port)
+    assert caught.value.retriable
+
+
+def test_server_closing_the_session_at_login_is_retriable(openssh_server: ServerInfo, tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    write_random(source, 1000)
+    proxy = FaultProxy(openssh_server.port)
+    try:
+        proxy.cut_after(200)  # inside the key exchange
+        with pytest.raises(RetriableTransferError):
+            fetch(openssh_server, source, tmp_path / "dst.bin", port=proxy.port)
+    finally:
+        proxy.stop()
+    assert not (tmp_path / "dst.bin").exists()
+
+
+def test_read_only_local_file_system_is_permanent(
+    openssh_server: ServerInfo,
+    tmp_path: Path,
+    small_disk: Path,  # noqa: F811 - fixture
+) -> None:
+    source = tmp_path / "src.bin"
+    write_random(source, 1000)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(LocalPathError, match="write"):
+        fetch(openssh_server, source, small_disk / "dst.bin")
