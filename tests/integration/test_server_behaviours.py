@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     LocalPathError,
+    RemotePathError,
     RetriableTransferError,
     TransferInterrupted,
 )
@@ -34,10 +37,15 @@ SHORT_READ = 7_000  # bytes: far below what the client asks for, and not a power
 
 
 class ShortReadServer(asyncssh.SFTPServer):
-    """Answers every read with at most SHORT_READ bytes, as some appliances do."""
+    """Answers every read with at most SHORT_READ bytes, as some appliances do; refuses "forbidden"."""
 
     def read(self, file_obj: object, offset: int, size: int) -> Any:
         return super().read(file_obj, offset, min(size, SHORT_READ))
+
+    def open(self, path: bytes, pflags: int, attrs: Any) -> Any:
+        if b"forbidden" in path:
+            raise asyncssh.SFTPPermissionDenied("permission denied")
+        return super().open(path, pflags, attrs)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +118,22 @@ def test_read_only_local_file_system_is_permanent(
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     with pytest.raises(LocalPathError, match="write"):
         fetch(openssh_server, source, small_disk / "dst.bin")
+
+
+def test_remote_permission_denied_is_permanent(odd_server: ServerInfo, tmp_path: Path) -> None:
+    source = tmp_path / "forbidden.bin"
+    write_random(source, 1000)
+    with pytest.raises(RemotePathError, match="read access"):
+        fetch(odd_server, source, tmp_path / "dst.bin")
+    assert not (tmp_path / "dst.bin").exists()
+
+
+def test_files_are_created_with_the_umask(openssh_server: ServerInfo, tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    write_random(source, 1000)
+    previous = os.umask(0o077)
+    try:
+        fetch(openssh_server, source, tmp_path / "dst.bin")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "dst.bin").stat().st_mode) == 0o600
