@@ -72,8 +72,6 @@ if TYPE_CHECKING:
 MAX_CONNECTIONS = 16
 #: Bytes given back on a full disk so that the checkpoint can still be written.
 DISK_FULL_GIVE_BACK = 1024 * 1024  # 1 MiB
-#: Connections for one large file on a long path when the caller does not choose.
-AUTO_CONNECTIONS = 4
 T = TypeVar("T")
 
 log = engine_logger(__name__)

@@ -14,7 +14,6 @@ import asyncio
 import collections
 import contextlib
 import functools
-import os
 import time
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,7 +23,7 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferInterrupted,
     TransferStalled,
 )
-from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.localfiles import pwrite_all
 from airflow_provider_sftp_resume.core.pipeline import pipelined_read
 from airflow_provider_sftp_resume.core.progress import ProgressReporter
 from airflow_provider_sftp_resume.core.segments import run_all_or_none
@@ -157,15 +156,6 @@ class SegmentFiller:
         self.hasher.advance(written.contiguous_prefix, block)
         self._progress.update(written.durable_bytes)
 
-    def _write(self, data: bytes, offset: int) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.pwrite(self.fd, view, offset)
-                view, offset = view[written:], offset + written
-        except OSError as exc:
-            raise os_error_to_local(exc, self.paths.part, "writing") from None
-
     async def _drain(self, stream: RemoteReader) -> None:
         """Take segments off the queue and read them over ``stream`` until none is left."""
         while self._todo:
@@ -181,7 +171,7 @@ class SegmentFiller:
             )
             async with contextlib.aclosing(blocks):
                 async for offset, data in blocks:
-                    self._write(data, offset)
+                    pwrite_all(self.fd, data, offset, self.paths.part)
                     self._record(index, offset + len(data), (offset, data))
 
     async def _extra_stream(self) -> None:

@@ -136,6 +136,22 @@ def open_part(paths: LocalPaths) -> int:
     return fd
 
 
+def pwrite_all(fd: int, data: bytes, offset: int, path: Path) -> None:
+    """
+    Write all of ``data`` at ``offset`` (``os.pwrite`` may write less than asked).
+
+    :raises LocalDiskFull: no space left
+    :raises LocalPathError: any other failure to write ``path``
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+    except OSError as exc:
+        raise os_error_to_local(exc, path, "writing") from None
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename or unlink in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core import errors
-from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.localfiles import os_error_to_local, pwrite_all
 from airflow_provider_sftp_resume.core.pipeline import pipelined_read
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
 
@@ -159,14 +159,14 @@ class SegmentWorker:
 # -- the child ----------------------------------------------------------------------------------------
 
 
-job_part_path: list[str] = [""]
-
-
 async def _child(read_line: Callable[[], Any], write: Callable[[dict[str, Any]], None]) -> None:
     job = json.loads(await read_line())
-    job_part_path[0] = job["part_path"]
     session = SFTPSessionFactory.from_dict(job["session"])
-    fd = os.open(job["part_path"], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    part = Path(job["part_path"])
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise os_error_to_local(exc, part, "opening") from None
     try:
         async with session() as fs:
             reader = await fs.open_reader(job["remote_path"])
@@ -187,10 +187,8 @@ async def _child(read_line: Callable[[], Any], write: Callable[[dict[str, Any]],
                 )
                 async with contextlib.aclosing(blocks):
                     async for offset, data in blocks:
-                        view, position = memoryview(data), offset
-                        while view:
-                            written = os.pwrite(fd, view, position)
-                            view, position = view[written:], position + written
+                        pwrite_all(fd, data, offset, part)
+                        position = offset + len(data)
                         if time.monotonic() - last_report >= REPORT_EVERY or position >= end:
                             write({"progress": [index, position]})
                             last_report = time.monotonic()
@@ -215,9 +213,8 @@ def main() -> None:
             await _child(reader.readline, write)
         except errors.TransferError as exc:
             write({"error": [type(exc).__name__, str(exc)]})
-        except OSError as exc:
-            mapped = os_error_to_local(exc, Path(job_part_path[0] or "?"), "writing")
-            write({"error": [type(mapped).__name__, str(mapped)]})
+        except OSError as exc:  # local write errors are mapped above; anything else is the link
+            write({"error": ["TransferInterrupted", str(exc)]})
 
     try:
         loop.run_until_complete(run())
