@@ -14,13 +14,17 @@ time) or whether a person has to fix something first::
     │   ├── RemoteFileNotFound         the remote path does not exist (yet)
     │   ├── TransferLocked             another try holds the lock on the same local path
     │   ├── LocalDiskFull              no space left for the ``.part`` file
-    │   └── IntegrityError             finished file failed its checksum after a *resumed* try
+    │   ├── SourceChanged              the local file changed while it was uploaded
+    │   ├── IntegrityError             finished file failed its checksum after a *resumed* try
+    │   └── SomeFilesFailed            a batch finished with some files failed (retriable ones)
     └── PermanentTransferError         retrying will not help; a person has to act
         ├── AuthenticationFailed       the server refused the credentials
         ├── HostKeyRejected            the host key is unknown or does not match
         ├── RemotePathError            remote path is a directory, or permission denied
         ├── LocalPathError             local path unusable (a directory, parent missing, not writable)
-        └── ChecksumMismatch           a fresh full download does not match ``expected_sha256``
+        ├── ChecksumMismatch           a fresh full download does not match ``expected_sha256``
+        ├── UnsafeRemoteName           a remote name would land outside the local directory
+        └── BatchFailed                a batch finished with some files failed for good
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ class LocalDiskFull(RetriableTransferError):
     """The local file system ran out of space; the next try resumes once space is freed."""
 
 
+class SourceChanged(RetriableTransferError):
+    """The local file changed while it was uploaded; the next try starts over from byte 0."""
+
+
 class IntegrityError(RetriableTransferError):
     """The finished file failed its checksum after a resumed try; the next try starts fresh."""
 
@@ -112,3 +120,15 @@ class LocalPathError(PermanentTransferError):
 
 class ChecksumMismatch(PermanentTransferError):
     """A fresh, complete download does not match ``expected_sha256``."""
+
+
+class UnsafeRemoteName(PermanentTransferError):
+    """A remote name (``..``, absolute, a link escaping the tree) would write outside the target directory."""
+
+
+class SomeFilesFailed(RetriableTransferError):
+    """Some files of a batch failed with retriable errors; a retry redoes only those."""
+
+
+class BatchFailed(PermanentTransferError):
+    """Some files of a batch failed with errors a retry cannot fix; the message lists them."""

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.hashing import TrailingHasher
     from airflow_provider_sftp_resume.core.localfiles import LocalPaths
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.remote import RemoteReader, SessionFactory
+    from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteWriter, SessionFactory
 
 T = TypeVar("T")
 #: Seconds allowed to close a remote handle after a failure (the link may be dead).
@@ -61,10 +61,10 @@ async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T
         ) from None
 
 
-async def close_quietly(reader: RemoteReader) -> None:
+async def close_quietly(handle: RemoteReader | RemoteWriter) -> None:
     """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(reader.close(), CLOSE_TIMEOUT)
+        await asyncio.wait_for(handle.close(), CLOSE_TIMEOUT)
 
 
 class SegmentFiller:

@@ -161,15 +161,15 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def read_state(paths: LocalPaths) -> ResumeState:
+def read_sidecar(path: Path) -> bytes:
     """
-    Load the sidecar without following links or reading more than a sidecar can hold.
+    Read a sidecar file without following links or reading more than a sidecar can hold.
 
-    :raises UnusableState: missing, unreadable or invalid
+    :raises UnusableState: unreadable or not a regular file
     :raises FileNotFoundError: there is no sidecar
     """
     try:
-        fd = os.open(paths.sidecar, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -177,16 +177,15 @@ def read_state(paths: LocalPaths) -> ResumeState:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnusableState("sidecar is not a regular file")
-        text = os.read(fd, MAX_SIDECAR_BYTES + 1)
+        return os.read(fd, MAX_SIDECAR_BYTES + 1)
     finally:
         os.close(fd)
-    return ResumeState.from_json(text)
 
 
-def write_state(paths: LocalPaths, state: ResumeState) -> None:
-    """Replace the sidecar atomically: write a temporary file, fsync it, rename it over."""
-    temporary = paths.sidecar.with_name(paths.sidecar.name + ".tmp")
-    data = state.to_json().encode()
+def write_sidecar(path: Path, text: str) -> None:
+    """Replace a sidecar atomically: write a temporary file, fsync it, rename it over."""
+    temporary = path.with_name(path.name + ".tmp")
+    data = text.encode()
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     try:
@@ -198,9 +197,24 @@ def write_state(paths: LocalPaths, state: ResumeState) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temporary, paths.sidecar)
+        os.replace(temporary, path)
     except OSError as exc:
-        raise os_error_to_local(exc, paths.sidecar, "writing") from None
+        raise os_error_to_local(exc, path, "writing") from None
+
+
+def read_state(paths: LocalPaths) -> ResumeState:
+    """
+    Load the download's sidecar.
+
+    :raises UnusableState: unreadable or invalid
+    :raises FileNotFoundError: there is no sidecar
+    """
+    return ResumeState.from_json(read_sidecar(paths.sidecar))
+
+
+def write_state(paths: LocalPaths, state: ResumeState) -> None:
+    """Replace the download's sidecar atomically."""
+    write_sidecar(paths.sidecar, state.to_json())
 
 
 def remove_quietly(*files: Path) -> None:

@@ -1,5 +1,5 @@
 """
-Pipelined reads: many block requests in flight, results handed out in file order.
+Pipelined reads and writes: many block requests in flight, results handed out in file order.
 
 One request per round trip is what makes the naive ``read(32768)`` loop crawl on a long link. Here
 up to ``max_requests`` block reads are outstanding at once; the caller sees ``(offset, data)`` in
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 from typing import TYPE_CHECKING
 
-from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferStalled
+from airflow_provider_sftp_resume.core.errors import RemoteChanged, SourceChanged, TransferStalled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from airflow_provider_sftp_resume.core.remote import RemoteReader
+    from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteWriter
 
 
 async def pipelined_read(
@@ -82,6 +83,72 @@ async def pipelined_read(
                 queue.appendleft(issue(offset + len(data), length - len(data)))
             fill()
             yield offset, data
+    finally:
+        for _, _, task in queue:
+            task.cancel()
+        if queue:
+            await asyncio.gather(*(t for _, _, t in queue), return_exceptions=True)
+
+
+async def pipelined_write(
+    writer: RemoteWriter,
+    source_fd: int,
+    start: int,
+    end: int,
+    *,
+    block_size: int,
+    max_requests: int,
+    stall_timeout: float,
+) -> AsyncGenerator[int, None]:
+    """
+    Send ``[start, end)`` of the local file ``source_fd`` and yield the acknowledged prefix as it grows.
+
+    Every yielded offset ``n`` means the server acknowledged all bytes ``[start, n)``: a later try
+    may resume from there. Memory is bounded by ``max_requests * block_size``.
+
+    asyncssh's own parallel writer (``SFTPClientFile.write`` with a block size) sends a whole buffer
+    and reports nothing until all of it is acknowledged; resuming needs the acknowledged prefix.
+
+    :param writer: the open remote file
+    :param source_fd: the local file, readable
+    :param start: first byte to send
+    :param end: one past the last byte to send
+    :param block_size: bytes per write request
+    :param max_requests: requests kept in flight at once
+    :param stall_timeout: seconds without any acknowledgement before giving up
+    :raises TransferStalled: nothing was acknowledged for ``stall_timeout`` seconds
+    :raises SourceChanged: the local file ended before ``end``
+    """
+    queue: collections.deque[tuple[int, int, asyncio.Task[None]]] = collections.deque()
+    next_offset = start
+
+    def fill() -> None:
+        nonlocal next_offset
+        while len(queue) < max_requests and next_offset < end:
+            data = os.pread(source_fd, min(block_size, end - next_offset), next_offset)
+            if not data:
+                raise SourceChanged(
+                    f"The local file ended at byte {next_offset}, before the expected {end}; it was "
+                    "truncated while being uploaded."
+                )
+            queue.append((next_offset, len(data), asyncio.ensure_future(writer.write(next_offset, data))))
+            next_offset += len(data)
+
+    try:
+        fill()
+        while queue:
+            offset, length, task = queue[0]
+            done, _ = await asyncio.wait({task}, timeout=stall_timeout)
+            if not done:
+                raise TransferStalled(
+                    f"No acknowledgement for {stall_timeout:g} s at offset {offset}; treating the link "
+                    "as dead.",
+                    offset=offset,
+                )
+            queue.popleft()
+            task.result()
+            fill()
+            yield offset + length
     finally:
         for _, _, task in queue:
             task.cancel()

@@ -1,9 +1,10 @@
 """
 What the transfer engine needs from a remote file system, as a small protocol.
 
-The engine never talks to an SSH library directly: it reads blocks at offsets and asks for file
-attributes. :mod:`airflow_provider_sftp_resume.core.sftp` implements this over asyncssh; tests can
-implement it in memory to reach edge cases a real server will not produce on demand.
+The engine never talks to an SSH library directly: it reads and writes blocks at offsets, lists
+directories and asks for file attributes. :mod:`airflow_provider_sftp_resume.core.sftp` implements
+this over asyncssh; tests can implement the read side in memory to reach edge cases a real server
+will not produce on demand.
 """
 
 from __future__ import annotations
@@ -24,12 +25,27 @@ class RemoteStat:
     :param mtime: modification time, whole seconds since the epoch (SFTP v3 resolution)
     :param is_dir: whether the path is a directory
     :param is_regular: whether the path is a regular file
+    :param is_symlink: whether the path itself is a symbolic link (only from ``lstat``/listings)
     """
 
     size: int
     mtime: int
     is_dir: bool = False
     is_regular: bool = True
+    is_symlink: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """
+    One name in a remote directory listing.
+
+    :param name: the name as the server sent it (untrusted: may hold anything but ``/``)
+    :param stat: its attributes, not following a symbolic link
+    """
+
+    name: str
+    stat: RemoteStat
 
 
 class RemoteReader(Protocol):
@@ -45,6 +61,22 @@ class RemoteReader(Protocol):
 
     async def stat(self) -> RemoteStat:
         """Return the attributes of the open file."""
+        ...
+
+    async def close(self) -> None:
+        """Close the remote file handle."""
+        ...
+
+
+class RemoteWriter(Protocol):
+    """An open remote file that accepts writes at arbitrary offsets, several in flight at once."""
+
+    async def write(self, offset: int, data: bytes) -> None:
+        """Write all of ``data`` at ``offset``; returns when the server acknowledged it."""
+        ...
+
+    async def flush(self) -> bool:
+        """Ask the server to make written data durable; ``False`` when it cannot (no extension)."""
         ...
 
     async def close(self) -> None:
@@ -70,6 +102,47 @@ class RemoteFileSystem(Protocol):
 
     async def open_reader(self, path: str) -> RemoteReader:
         """Open ``path`` for reading."""
+        ...
+
+    @property
+    def max_write_len(self) -> int:
+        """Largest write the server accepts in one request (advertised, or a safe default)."""
+        ...
+
+    async def lstat(self, path: str) -> RemoteStat:
+        """Return the attributes of ``path`` itself, not following a symbolic link."""
+        ...
+
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        """List ``path`` (without ``.`` and ``..``), attributes not following links."""
+        ...
+
+    async def realpath(self, path: str) -> str:
+        """Return the canonical absolute form of ``path``, links resolved."""
+        ...
+
+    async def open_writer(self, path: str, *, truncate: bool) -> RemoteWriter:
+        """Open ``path`` for writing at offsets, creating it; ``truncate`` empties it first."""
+        ...
+
+    async def replace(self, source: str, target: str) -> str:
+        """
+        Rename ``source`` to ``target``, replacing ``target`` if it exists.
+
+        :return: how it was done (``posix-rename``, ``rename``, or ``rename-aside``)
+        """
+        ...
+
+    async def remove(self, path: str) -> None:
+        """Remove a file."""
+        ...
+
+    async def set_mtime(self, path: str, mtime: int) -> bool:
+        """Set the modification time; ``False`` when the server refuses (some do, by design)."""
+        ...
+
+    async def make_dirs(self, path: str) -> None:
+        """Create ``path`` and missing parents."""
         ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import stat as stat_module
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.remote import RemoteStat
+from airflow_provider_sftp_resume.core.remote import RemoteEntry, RemoteStat
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 FALLBACK_READ_LEN = 32 * 1024  # 32 KiB
 #: Never ask for more than this in one read, whatever the server advertises.
 MAX_READ_LEN = 256 * 1024  # 256 KiB, as OpenSSH advertises
+#: Write size when the server does not advertise its limits; OpenSSH's own client writes 32 KiB.
+FALLBACK_WRITE_LEN = 32 * 1024  # 32 KiB
+#: Never write more than this in one request, whatever the server advertises.
+MAX_WRITE_LEN = 256 * 1024  # 256 KiB
+#: Errors a server sends when it will not do an optional operation (set times, fsync, rename over).
+REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure)
 #: Cipher preference when the connection names none: AES-GCM first, since AES-NI/ARMv8 make it the
 #: cheapest for a Python client (asyncssh's own order puts chacha20-poly1305, computed in pieces,
 #: first). The same algorithms as asyncssh's defaults, only reordered.
@@ -170,7 +177,7 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
     if isinstance(exc, asyncssh.SFTPPermissionDenied):
         return RemotePathError(
             f"Permission denied on the server while {where}: {exc.reason}. Ask the server's owner "
-            "for read access or fix the path."
+            "for access or fix the path."
         )
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionFailed(
@@ -199,6 +206,9 @@ def _to_remote_stat(attrs: asyncssh.SFTPAttrs) -> RemoteStat:
         mtime=int(attrs.mtime or 0),
         is_dir=is_dir,
         is_regular=is_regular,
+        is_symlink=(
+            stat_module.S_ISLNK(mode) if mode is not None else attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK
+        ),
     )
 
 
@@ -221,6 +231,33 @@ class AsyncsshReader:
             return _to_remote_stat(await self._handle.stat())
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"reading the attributes of {self._path}") from exc
+
+    async def close(self) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._handle.close()
+
+
+class AsyncsshWriter:
+    """A remote file opened for writing; each :meth:`write` is one SFTP request."""
+
+    def __init__(self, handle: asyncssh.SFTPClientFile, path: str) -> None:
+        self._handle = handle
+        self._path = path
+
+    async def write(self, offset: int, data: bytes) -> None:
+        try:
+            await self._handle.write(data, offset)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"writing {self._path} at offset {offset}") from exc
+
+    async def flush(self) -> bool:
+        try:
+            await self._handle.fsync()
+        except asyncssh.SFTPOpUnsupported:
+            return False  # no fsync@openssh.com: the server decides when data reaches its disk
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"flushing {self._path}") from exc
+        return True
 
     async def close(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
@@ -257,6 +294,91 @@ class AsyncsshFileSystem:
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"opening {path}") from exc
         return AsyncsshReader(handle, path)
+
+    @property
+    def max_write_len(self) -> int:
+        advertised = self._sftp.limits.max_write_len
+        if advertised and advertised > FALLBACK_WRITE_LEN:
+            return int(min(advertised, MAX_WRITE_LEN))
+        return FALLBACK_WRITE_LEN
+
+    async def lstat(self, path: str) -> RemoteStat:
+        try:
+            return _to_remote_stat(await self._sftp.lstat(path))
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"reading the attributes of {path}") from exc
+
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        try:
+            return [
+                RemoteEntry(str(entry.filename), _to_remote_stat(entry.attrs))
+                async for entry in self._sftp.scandir(path)
+                if entry.filename not in (".", "..")
+            ]
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"listing {path}") from exc
+
+    async def realpath(self, path: str) -> str:
+        try:
+            return str(await self._sftp.realpath(path))
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"resolving {path}") from exc
+
+    async def open_writer(self, path: str, *, truncate: bool) -> AsyncsshWriter:
+        flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | (asyncssh.FXF_TRUNC if truncate else 0)
+        try:
+            handle = await self._sftp.open(path, flags, encoding=None, block_size=0)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"opening {path} for writing") from exc
+        return AsyncsshWriter(handle, path)
+
+    async def replace(self, source: str, target: str) -> str:
+        where = f"renaming {source} to {target}"
+        try:
+            try:
+                await self._sftp.posix_rename(source, target)
+                return "posix-rename"
+            except asyncssh.SFTPOpUnsupported:
+                pass
+            # No posix-rename@openssh.com: SFTP v3's RENAME refuses an existing target, so move the
+            # old file aside first, and put it back if the second rename fails.
+            if not await self._sftp.exists(target):
+                await self._sftp.rename(source, target)
+                return "rename"
+            aside = f"{target}.replaced-{secrets.token_hex(4)}"
+            await self._sftp.rename(target, aside)
+            try:
+                await self._sftp.rename(source, target)
+            except BaseException:
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    await self._sftp.rename(aside, target)
+                raise
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await self._sftp.remove(aside)
+            return "rename-aside"
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, where) from exc
+
+    async def remove(self, path: str) -> None:
+        try:
+            await self._sftp.remove(path)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"removing {path}") from exc
+
+    async def set_mtime(self, path: str, mtime: int) -> bool:
+        try:
+            await self._sftp.utime(path, (mtime, mtime))
+        except REFUSALS:
+            return False  # S3-backed and other servers refuse SETSTAT by design
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"setting the modification time of {path}") from exc
+        return True
+
+    async def make_dirs(self, path: str) -> None:
+        try:
+            await self._sftp.makedirs(path, exist_ok=True)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"creating the directory {path}") from exc
 
 
 #: Errors worth a quick reconnect inside the same try: the server may be restarting or throttling

@@ -139,24 +139,34 @@ class ResumeState:
 
         :raises UnusableState: the text is not a valid sidecar of this version
         """
-        if len(text) > MAX_SIDECAR_BYTES:
-            raise UnusableState(f"sidecar is {len(text)} bytes, larger than any real one")
-        try:
-            document = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise UnusableState(f"sidecar is not valid JSON ({exc})") from None
-        if not isinstance(document, dict):
-            raise UnusableState("sidecar is not a JSON object")
-        if document.get("format") != SIDECAR_FORMAT:
-            raise UnusableState("sidecar was not written by airflow-provider-sftp-resume")
-        if document.get("version") != SIDECAR_VERSION:
-            raise UnusableState(f"sidecar version {document.get('version')!r} is not {SIDECAR_VERSION}")
+        document = load_document(text, SIDECAR_FORMAT, SIDECAR_VERSION)
         remote = _parse_fingerprint(document.get("remote"))
         segments = _parse_segments(document.get("segments"), remote.size)
         return cls(remote=remote, segments=segments)
 
 
-def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
+def load_document(text: str | bytes, document_format: str, version: int) -> dict[str, Any]:
+    """
+    Parse a sidecar's JSON and check its size, format name and version.
+
+    :raises UnusableState: too big, not JSON, not an object, or another format or version
+    """
+    if len(text) > MAX_SIDECAR_BYTES:
+        raise UnusableState(f"sidecar is {len(text)} bytes, larger than any real one")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise UnusableState(f"sidecar is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise UnusableState("sidecar is not a JSON object")
+    if document.get("format") != document_format:
+        raise UnusableState("sidecar was not written by airflow-provider-sftp-resume")
+    if document.get("version") != version:
+        raise UnusableState(f"sidecar version {document.get('version')!r} is not {version}")
+    return document
+
+
+def require_field(obj: dict[str, Any], name: str, kind: type) -> Any:
     value = obj.get(name)
     # bool is an int subclass; a sidecar with `true` as an offset is not one we wrote.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -164,8 +174,8 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _offset(obj: dict[str, Any], name: str) -> int:
-    value: int = _field(obj, name, int)
+def require_offset(obj: dict[str, Any], name: str) -> int:
+    value: int = require_field(obj, name, int)
     if not 0 <= value <= MAX_OFFSET:
         raise UnusableState(f"sidecar field {name!r} = {value} is out of range")
     return value
@@ -175,11 +185,11 @@ def _parse_fingerprint(obj: object) -> RemoteFingerprint:
     if not isinstance(obj, dict):
         raise UnusableState("sidecar has no remote fingerprint")
     fingerprint = RemoteFingerprint(
-        path=_field(obj, "path", str),
-        size=_offset(obj, "size"),
-        mtime=_field(obj, "mtime", int),
-        tail_length=_offset(obj, "tail_length"),
-        tail_sha256=_field(obj, "tail_sha256", str),
+        path=require_field(obj, "path", str),
+        size=require_offset(obj, "size"),
+        mtime=require_field(obj, "mtime", int),
+        tail_length=require_offset(obj, "tail_length"),
+        tail_sha256=require_field(obj, "tail_sha256", str),
     )
     if fingerprint.tail_length > fingerprint.size:
         raise UnusableState("sidecar tail is longer than the file")
@@ -194,7 +204,11 @@ def _parse_segments(obj: object, size: int) -> tuple[Segment, ...]:
     for item in obj:
         if not isinstance(item, dict):
             raise UnusableState("sidecar segment is not an object")
-        segment = Segment(start=_offset(item, "start"), end=_offset(item, "end"), done=_offset(item, "done"))
+        segment = Segment(
+            start=require_offset(item, "start"),
+            end=require_offset(item, "end"),
+            done=require_offset(item, "done"),
+        )
         if segment.start != expected_start or not segment.start <= segment.done <= segment.end:
             raise UnusableState(f"sidecar segment {segment} is inconsistent")
         segments.append(segment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
@@ -12,11 +12,15 @@ from airflow_provider_sftp_resume.core.download import DownloadOptions, Download
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
+from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from airflow_provider_sftp_resume.core.logs import Logger
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
+R = TypeVar("R")
 
 
 class ResumableSFTPHook(SFTPHook):
@@ -47,7 +51,7 @@ class ResumableSFTPHook(SFTPHook):
         super().__init__(ssh_conn_id, *args, **kwargs)
         self.connect_attempts = connect_attempts
         self.window = window
-        self._running: AbortableRun[DownloadResult] | None = None
+        self._running: AbortableRun[Any] | None = None
 
     def ssh_endpoint(self) -> SSHEndpoint:
         """Return the connection settings this hook resolved, in the engine's terms."""
@@ -99,6 +103,35 @@ class ResumableSFTPHook(SFTPHook):
         :return: what this try did
         :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
         """
+        session, log = self._session(logger)
+        return self._run(partial(download_file, session, remote_path, local_path, options, logger=log))
+
+    def upload_resumable(
+        self,
+        local_path: str,
+        remote_path: str,
+        options: UploadOptions | None = None,
+        *,
+        logger: Logger | None = None,
+    ) -> UploadResult:
+        """
+        Upload ``local_path`` to ``remote_path``, resuming an earlier interrupted try.
+
+        :param local_path: the local file to send
+        :param remote_path: the file to write on the server (via ``<remote_path><temp_suffix>``)
+        :param options: temporary suffix, timeouts and other knobs
+        :param logger: where to tell the story; the hook's own log by default
+        :return: what this try did
+        :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
+        """
+        session, log = self._session(logger)
+        server = session.endpoint.describe()
+        return self._run(
+            partial(upload_file, session, local_path, remote_path, options, server=server, logger=log)
+        )
+
+    def _session(self, logger: Logger | None) -> tuple[SFTPSessionFactory, Logger]:
+        """Resolve the connection, warn about an unverified host key, and return a session factory."""
         endpoint = self.ssh_endpoint()
         log: Logger = logger or self.log
         if not endpoint.verify_host_key:
@@ -108,9 +141,11 @@ class ResumableSFTPHook(SFTPHook):
                 self.ssh_conn_id,
             )
         log.info("Connecting to %s", endpoint.describe())
+        return SFTPSessionFactory(endpoint, attempts=self.connect_attempts), log
 
-        session = SFTPSessionFactory(endpoint, attempts=self.connect_attempts)
-        run = AbortableRun(partial(download_file, session, remote_path, local_path, options, logger=log))
+    def _run(self, transfer: Callable[[], Coroutine[Any, Any, R]]) -> R:
+        """Run one transfer on its own event loop, abortable from another thread by :meth:`abort`."""
+        run = AbortableRun(transfer)
         self._running = run
         try:
             return run.run()

@@ -123,7 +123,7 @@ def test_read_only_local_file_system_is_permanent(
 def test_remote_permission_denied_is_permanent(odd_server: ServerInfo, tmp_path: Path) -> None:
     source = tmp_path / "forbidden.bin"
     write_random(source, 1000)
-    with pytest.raises(RemotePathError, match="read access"):
+    with pytest.raises(RemotePathError, match="owner for access"):
         fetch(odd_server, source, tmp_path / "dst.bin")
     assert not (tmp_path / "dst.bin").exists()
 

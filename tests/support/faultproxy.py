@@ -5,6 +5,7 @@ It runs its own event loop in a thread and forwards 127.0.0.1:<port> to the serv
 
 - :meth:`FaultProxy.cut_after`: deliver N more server-to-client bytes (counted across all
   connections), then abort every connection (RST), as a dropped link does;
+- :meth:`FaultProxy.cut_after_sent`: the same, counting client-to-server bytes (uploads);
 - :meth:`FaultProxy.stall_after`: after N more server-to-client bytes, stop forwarding anything in
   either direction while keeping the sockets open (a black-holed link);
 - ``latency``: delay every chunk by ``rtt / 2`` in each direction without limiting throughput, as a
@@ -29,6 +30,7 @@ CHUNK = 256 * 1024  # 256 KiB
 @dataclass
 class _Plan:
     cut_at: int | None = None  # cumulative s->c byte count at which to cut
+    cut_sent_at: int | None = None  # cumulative c->s byte count at which to cut
     stall_at: int | None = None
     refuse: bool = False
 
@@ -47,6 +49,7 @@ class FaultProxy:
         self.rtt = rtt
         self.port = free_port()
         self.server_to_client = 0  # bytes forwarded since start
+        self.client_to_server = 0
         self.connections = 0
         self.open_connections = 0
         self.connection_limit: int | None = None
@@ -65,6 +68,10 @@ class FaultProxy:
     def cut_after(self, nbytes: int) -> None:
         """Abort all connections once ``nbytes`` more server-to-client bytes have passed."""
         self._call(lambda: setattr(self._plan, "cut_at", self.server_to_client + nbytes))
+
+    def cut_after_sent(self, nbytes: int) -> None:
+        """Abort all connections once ``nbytes`` more client-to-server bytes have passed."""
+        self._call(lambda: setattr(self._plan, "cut_sent_at", self.client_to_server + nbytes))
 
     def stall_after(self, nbytes: int) -> None:
         """Stop forwarding (both ways, sockets left open) after ``nbytes`` more server-to-client bytes."""
@@ -206,6 +213,12 @@ class FaultProxy:
                         continue  # stalled: read and drop, keep the sockets open
                 elif self._stalled:
                     continue
+                else:
+                    data, cut = self._account_sent(data)
+                    if cut:
+                        queue.put_nowait((due, data))
+                        queue.put_nowait((due, None))
+                        break
                 queue.put_nowait((due, data))
             await delivery
         finally:
@@ -227,6 +240,18 @@ class FaultProxy:
         if plan.cut_at is not None and self.server_to_client >= plan.cut_at:
             keep = max(0, plan.cut_at - start)
             plan.cut_at = None
+            self.cuts += 1
+            return data[:keep], True
+        return data, False
+
+    def _account_sent(self, data: bytes) -> tuple[bytes, bool]:
+        """Count client-to-server bytes; apply a planned cut."""
+        plan = self._plan
+        start = self.client_to_server
+        self.client_to_server += len(data)
+        if plan.cut_sent_at is not None and self.client_to_server >= plan.cut_sent_at:
+            keep = max(0, plan.cut_sent_at - start)
+            plan.cut_sent_at = None
             self.cuts += 1
             return data[:keep], True
         return data, False

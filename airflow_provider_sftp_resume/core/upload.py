@@ -1,0 +1,517 @@
+"""
+The resumable upload: plan (resume or restart), send, prove, rename into place on the server.
+
+One call of :func:`upload_file` is one try. Bytes go to ``<remote_path><temp_suffix>`` on the
+server; the target name appears only when the temporary file is complete and checked, by one rename
+(``posix-rename@openssh.com`` where the server has it). A later try resumes at the acknowledged
+offset after re-reading the last kept bytes from the server, so it never duplicates or skips a byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import stat
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sftp_resume.core.errors import (
+    IntegrityError,
+    LocalPathError,
+    RemoteFileNotFound,
+    RemotePathError,
+    SourceChanged,
+    TransferInterrupted,
+)
+from airflow_provider_sftp_resume.core.fill import answer_within, close_quietly
+from airflow_provider_sftp_resume.core.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.localfiles import read_sidecar, remove_quietly, write_sidecar
+from airflow_provider_sftp_resume.core.locking import TransferLock
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.pipeline import pipelined_write
+from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
+from airflow_provider_sftp_resume.core.state import UnusableState
+from airflow_provider_sftp_resume.core.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.upload_state import LocalIdentity, UploadPaths, UploadState
+from airflow_provider_sftp_resume.core.verify import OVERLAP_LENGTH, TAIL_LENGTH, read_exact
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+    from typing import TypeVar
+
+    from airflow_provider_sftp_resume.core.remote import (
+        RemoteFileSystem,
+        RemoteReader,
+        RemoteStat,
+        SessionFactory,
+    )
+
+    T = TypeVar("T")
+
+log = engine_logger(__name__)
+
+DEFAULT_TEMP_SUFFIX = ".part"
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """
+    How one upload behaves.
+
+    :param temp_suffix: appended to the remote path for the temporary file (``.part``)
+    :param create_intermediate_dirs: create missing remote parent directories
+    :param stall_timeout: seconds without any acknowledgement before the link is treated as dead
+    :param checkpoint_interval: seconds between sidecar updates during the transfer
+    :param progress_interval: seconds between progress lines in the log
+    :param skip_unchanged: leave the remote file alone when it provably matches the local file
+        (same size, same mtime, same last 64 KiB)
+    :param preserve_mtime: try to give the remote file the local modification time (a server that
+        refuses only costs a warning)
+    :param state_dir: local directory for the resume sidecar; the source file's directory if ``None``
+    :param block_size: bytes per write request; ``None`` uses the server's advertised maximum
+    :param max_requests: write requests in flight; ``None`` sizes it to the round trip
+    """
+
+    temp_suffix: str = DEFAULT_TEMP_SUFFIX
+    create_intermediate_dirs: bool = False
+    stall_timeout: float = 60.0
+    checkpoint_interval: float = 0.5
+    progress_interval: float = 30.0
+    skip_unchanged: bool = True
+    preserve_mtime: bool = True
+    state_dir: str | None = None
+    block_size: int | None = None
+    max_requests: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+        for name in ("block_size", "max_requests"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+        suffix = self.temp_suffix
+        if not isinstance(suffix, str) or not suffix or "/" in suffix or suffix in (".", ".."):
+            raise ValueError(
+                f"temp_suffix must be a non-empty file name suffix without '/', got {suffix!r} "
+                f"(for example {DEFAULT_TEMP_SUFFIX!r})"
+            )
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """
+    What one upload try did; :meth:`to_dict` is the operator's XCom value.
+
+    :param local_path: the local file sent
+    :param remote_path: the remote file written
+    :param size: bytes in the remote file
+    :param sha256: hex sha256 of what was sent (the whole local file)
+    :param remote_size: size of the remote file after the rename, as the server reports it
+    :param resumed_from: bytes kept on the server from earlier tries
+    :param bytes_transferred: bytes of file content sent in this try
+    :param verification_bytes: bytes read back from the server to prove the copy
+    :param seconds: wall time of this try
+    :param rename: how the file was put in place (``posix-rename``, ``rename``, ``rename-aside``)
+    :param mtime_preserved: whether the server accepted the modification time (``None``: not asked)
+    :param restart_reason: why kept bytes were discarded, or ``None``
+    :param skipped: the remote file already matched; nothing was sent
+    :param checkpoints: sidecar updates during this try
+    """
+
+    local_path: str
+    remote_path: str
+    size: int
+    sha256: str
+    remote_size: int
+    resumed_from: int
+    bytes_transferred: int
+    verification_bytes: int
+    seconds: float
+    rename: str | None = None
+    mtime_preserved: bool | None = None
+    restart_reason: str | None = None
+    skipped: bool = False
+    checkpoints: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return asdict(self)
+
+
+async def upload_file(
+    open_session: SessionFactory,
+    local_path: str | os.PathLike[str],
+    remote_path: str,
+    options: UploadOptions | None = None,
+    *,
+    server: str = "",
+    logger: Logger | None = None,
+) -> UploadResult:
+    """
+    Upload ``local_path`` to ``remote_path``, resuming from an earlier try where that is provably safe.
+
+    :param open_session: opens a session with the remote file system
+    :param local_path: the file to send
+    :param remote_path: where it goes on the server
+    :param options: behaviour knobs; defaults when ``None``
+    :param server: ``user@host:port`` of the server, so that state for one server is never used
+        for another
+    :param logger: where the story of the try is told (the task log in Airflow)
+    :raises TransferError: see :mod:`.errors` for which are retriable
+    """
+    started = time.monotonic()
+    options = options or UploadOptions()
+    paths = UploadPaths.for_upload(local_path, f"{server}{remote_path}", options.state_dir)
+    try:
+        fd = os.open(paths.source, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LocalPathError(
+            f"Cannot read the local file {paths.source}: {exc.strerror}. Check local_path and the "
+            "Airflow worker's permissions."
+        ) from None
+    try:
+        source_stat = os.fstat(fd)
+        if not stat.S_ISREG(source_stat.st_mode):
+            raise LocalPathError(f"local_path {paths.source} is not a regular file; give the path of a file.")
+        if not paths.sidecar.parent.is_dir() or not os.access(paths.sidecar.parent, os.W_OK | os.X_OK):
+            raise LocalPathError(
+                f"Cannot keep upload resume state in {paths.sidecar.parent} (not a writable directory). "
+                "Give the operator a writable state_dir."
+            )
+        with TransferLock(paths.lock, paths.source):
+            async with open_session() as remote_fs:
+                upload = _UploadTry(
+                    remote_fs,
+                    fd,
+                    identity=LocalIdentity.of(source_stat),
+                    remote_path=remote_path,
+                    paths=paths,
+                    options=options,
+                    server=server,
+                    logger=logger or log,
+                    started=started,
+                )
+                return await upload.run()
+    finally:
+        os.close(fd)
+
+
+class _UploadTry:
+    """The state of one upload try; :meth:`run` is the whole story."""
+
+    def __init__(
+        self,
+        remote_fs: RemoteFileSystem,
+        fd: int,
+        *,
+        identity: LocalIdentity,
+        remote_path: str,
+        paths: UploadPaths,
+        options: UploadOptions,
+        server: str,
+        logger: Logger,
+        started: float,
+    ) -> None:
+        self.fs = remote_fs
+        self.fd = fd
+        self.identity = identity
+        self.remote_path = remote_path
+        self.temp_path = remote_path + options.temp_suffix
+        self.paths = paths
+        self.options = options
+        self.server = server
+        self.log = logger
+        self.started = started
+        self.transferred = 0
+        self.verification_bytes = 0
+        self.checkpoints = 0
+        self.rtt = float("inf")
+
+    async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
+        return await answer_within(awaitable, self.options.stall_timeout, what)
+
+    async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
+        sent = time.monotonic()
+        result = await self._bounded(awaitable, what)
+        self.rtt = min(self.rtt, time.monotonic() - sent)
+        return result
+
+    def _resolved_source(self) -> Path:
+        """The source with links resolved (the hasher never follows a link itself)."""
+        return Path(os.path.realpath(self.paths.source))
+
+    async def _stat_or_none(self, path: str, what: str) -> RemoteStat | None:
+        try:
+            return await self._timed(self.fs.stat(path), what)
+        except RemoteFileNotFound:
+            return None
+
+    async def run(self) -> UploadResult:
+        size = self.identity.size
+        target = await self._check_remote_directory()
+        self.log.info(
+            "Connected. Uploading %s (%d bytes, %s) to %s",
+            self.paths.source,
+            size,
+            format_bytes(size),
+            self.remote_path,
+        )
+        if target is not None and self.options.skip_unchanged and await self._target_matches(target):
+            return await self._skipped()
+        state, reason = await self._plan()
+        resumed_from = state.acknowledged
+        if reason:
+            self.log.warning("Restarting the upload from byte 0: %s", reason)
+        if resumed_from:
+            self.log.info(
+                "Resuming at %d of %d bytes (%.1f%%); the last %d kept bytes on the server were "
+                "re-read and match",
+                resumed_from,
+                size,
+                100.0 * resumed_from / size,
+                min(OVERLAP_LENGTH, resumed_from),
+            )
+        else:
+            self.log.info("Starting upload of %d bytes into %s", size, self.temp_path)
+        hasher = TrailingHasher(self._resolved_source())
+        try:
+            hasher.advance(size)  # the whole file is there: hash it alongside the upload
+            await self._send(state)
+            await self._prove_complete()
+            digest = hasher.finish(size)
+        except BaseException:
+            hasher.abandon()
+            raise
+        mtime_preserved = None
+        if self.options.preserve_mtime:
+            mtime = self.identity.mtime_ns // 1_000_000_000
+            mtime_preserved = await self._bounded(self.fs.set_mtime(self.temp_path, mtime), "setting mtime")
+            if not mtime_preserved:
+                self.log.warning(
+                    "The server refused to set the modification time of %s (common on object-storage "
+                    "backed SFTP); the upload goes on without it.",
+                    self.temp_path,
+                )
+        rename = await self._bounded(self.fs.replace(self.temp_path, self.remote_path), "renaming into place")
+        remote_size = (await self._bounded(self.fs.stat(self.remote_path), "checking the result")).size
+        if remote_size != size:
+            raise IntegrityError(
+                f"After the rename the server reports {remote_size} bytes for {self.remote_path}, "
+                f"expected {size}; another writer may have replaced it."
+            )
+        remove_quietly(self.paths.sidecar)
+        self.log.info(
+            "Done: %s (%d bytes, sha256 %s) in %.1f s via %s; %d bytes sent in this try",
+            self.remote_path,
+            size,
+            digest,
+            time.monotonic() - self.started,
+            rename,
+            self.transferred,
+        )
+        return self._result(
+            digest,
+            remote_size,
+            resumed_from=resumed_from,
+            rename=rename,
+            mtime_preserved=mtime_preserved,
+            restart_reason=reason,
+        )
+
+    # -- before sending ---------------------------------------------------------------------------
+
+    async def _check_remote_directory(self) -> RemoteStat | None:
+        """Check the remote parent directory (creating it if asked); return the target's attributes."""
+        parent = posixpath.dirname(self.remote_path) or "."
+        directory = await self._stat_or_none(parent, "reading the remote directory")
+        if directory is None:
+            if not self.options.create_intermediate_dirs:
+                raise RemotePathError(
+                    f"The remote directory {parent} does not exist. Create it, or set "
+                    "create_intermediate_dirs=True."
+                )
+            await self._bounded(self.fs.make_dirs(parent), "creating the remote directory")
+        elif not directory.is_dir:
+            raise RemotePathError(f"{parent} on the server is not a directory; fix remote_path.")
+        target = await self._stat_or_none(self.remote_path, "reading the remote file's attributes")
+        if target is not None and target.is_dir:
+            raise RemotePathError(
+                f"Remote path {self.remote_path} is a directory. Give the full path of the file to write."
+            )
+        return target
+
+    async def _target_matches(self, target: RemoteStat) -> bool:
+        size = self.identity.size
+        if target.size != size or target.mtime != self.identity.mtime_ns // 1_000_000_000:
+            return False
+        return await self._same_tail(self.remote_path)
+
+    async def _same_tail(self, remote: str) -> bool:
+        """Compare the last 64 KiB of ``remote`` with the local file's."""
+        length = min(TAIL_LENGTH, self.identity.size)
+        start = self.identity.size - length
+        return await self._same_bytes(remote, start, length)
+
+    async def _same_bytes(self, remote: str, start: int, length: int) -> bool:
+        reader: RemoteReader = await self._bounded(self.fs.open_reader(remote), f"opening {remote}")
+        try:
+            remote_bytes = await self._bounded(read_exact(reader, start, length), f"reading back {remote}")
+        finally:
+            await close_quietly(reader)
+        self.verification_bytes += len(remote_bytes)
+        return remote_bytes == os.pread(self.fd, length, start)
+
+    async def _skipped(self) -> UploadResult:
+        size = self.identity.size
+        hasher = TrailingHasher(self._resolved_source())
+        hasher.advance(size)
+        digest = hasher.finish(size)
+        self.log.info(
+            "%s already has the same size, mtime and last %d bytes as %s; skipping the upload. sha256 %s",
+            self.remote_path,
+            min(TAIL_LENGTH, size),
+            self.paths.source,
+            digest,
+        )
+        return self._result(digest, size, resumed_from=size, skipped=True)
+
+    async def _plan(self) -> tuple[UploadState, str | None]:
+        """Return the state to continue from and why kept bytes were dropped (``None``: kept or none)."""
+        fresh = UploadState(self.server, self.temp_path, self.identity, 0)
+        reason: str | None = None
+        try:
+            state: UploadState | None = UploadState.from_json(read_sidecar(self.paths.sidecar))
+        except FileNotFoundError:
+            state = None
+        except UnusableState as exc:
+            state, reason = None, f"the upload resume state is unusable ({exc})"
+        if state is not None:
+            if state.local != self.identity:
+                reason, state = "the local file changed since the earlier try", None
+            elif (state.server, state.remote_temp) != (self.server, self.temp_path):
+                reason, state = "the resume state belongs to another destination", None
+        kept = 0
+        if state is not None and state.acknowledged > 0:
+            temp = await self._stat_or_none(self.temp_path, "reading the remote temporary file")
+            if temp is None:
+                reason = f"the remote temporary file {self.temp_path} is gone"
+            else:
+                kept = min(temp.size, state.acknowledged)
+                window = min(OVERLAP_LENGTH, kept)
+                if kept and not await self._same_bytes(self.temp_path, kept - window, window):
+                    reason, kept = (
+                        f"kept bytes {kept - window}-{kept} on the server differ from the local file",
+                        0,
+                    )
+        state = fresh.with_acknowledged(kept)
+        write_sidecar(self.paths.sidecar, state.to_json())
+        return state, reason
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    async def _send(self, state: UploadState) -> None:
+        size = self.identity.size
+        writer = await self._timed(
+            self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0),
+            "opening the remote temporary file",
+        )
+        block = self.options.block_size or self.fs.max_write_len
+        requests = self.options.max_requests or requests_in_flight(block, self.rtt, 1)
+        progress = ProgressReporter(
+            self.log, size, state.acknowledged, interval=self.options.progress_interval
+        )
+        saved, saved_at = state, time.monotonic()
+        try:
+            async for acknowledged in pipelined_write(
+                writer,
+                self.fd,
+                state.acknowledged,
+                size,
+                block_size=block,
+                max_requests=requests,
+                stall_timeout=self.options.stall_timeout,
+            ):
+                self.transferred = acknowledged - state.acknowledged
+                progress.update(acknowledged)
+                if time.monotonic() - saved_at >= self.options.checkpoint_interval:
+                    saved, saved_at = self._checkpoint(saved, acknowledged), time.monotonic()
+            await self._bounded(writer.flush(), "flushing the remote file")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._checkpoint(saved, state.acknowledged + self.transferred)
+            self.log.info(
+                "Checkpoint kept: %d of %d bytes acknowledged for the next try",
+                state.acknowledged + self.transferred,
+                size,
+            )
+            raise
+        finally:
+            await close_quietly(writer)
+        self._checkpoint(saved, size)
+
+    def _checkpoint(self, saved: UploadState, acknowledged: int) -> UploadState:
+        if acknowledged == saved.acknowledged:
+            return saved
+        state = saved.with_acknowledged(acknowledged)
+        write_sidecar(self.paths.sidecar, state.to_json())
+        self.checkpoints += 1
+        return state
+
+    # -- proving ----------------------------------------------------------------------------------
+
+    async def _prove_complete(self) -> None:
+        """The local file is as it was, the server holds all of it, and its last bytes are ours."""
+        now = LocalIdentity.of(os.stat(self.paths.source))
+        if now != self.identity:
+            remove_quietly(self.paths.sidecar)
+            raise SourceChanged(
+                f"The local file {self.paths.source} changed while it was uploaded; the remote "
+                "temporary file may mix two versions, so the next try starts over from byte 0."
+            )
+        size = self.identity.size
+        temp = await self._bounded(self.fs.stat(self.temp_path), "checking the remote temporary file")
+        if temp.size != size:
+            raise TransferInterrupted(
+                f"The remote temporary file {self.temp_path} has {temp.size} bytes after the upload, "
+                f"expected {size}; the next try resumes from the acknowledged offset.",
+                offset=min(temp.size, size),
+            )
+        if not await self._same_tail(self.temp_path):
+            remove_quietly(self.paths.sidecar)
+            raise IntegrityError(
+                f"The last bytes of {self.temp_path} on the server differ from the local file; "
+                "something else wrote to it. The next try uploads afresh."
+            )
+
+    def _result(
+        self,
+        digest: str,
+        remote_size: int,
+        *,
+        resumed_from: int,
+        rename: str | None = None,
+        mtime_preserved: bool | None = None,
+        restart_reason: str | None = None,
+        skipped: bool = False,
+    ) -> UploadResult:
+        return UploadResult(
+            local_path=str(self.paths.source),
+            remote_path=self.remote_path,
+            size=self.identity.size,
+            sha256=digest,
+            remote_size=remote_size,
+            resumed_from=resumed_from,
+            bytes_transferred=self.transferred,
+            verification_bytes=self.verification_bytes,
+            seconds=round(time.monotonic() - self.started, 3),
+            rename=rename,
+            mtime_preserved=mtime_preserved,
+            restart_reason=restart_reason,
+            skipped=skipped,
+            checkpoints=self.checkpoints,
+        )

@@ -1,0 +1,135 @@
+"""
+Resume state of an upload: which local file version went where, and how much the server acknowledged.
+
+The server keeps the bytes (in the remote temporary file); this small local sidecar keeps what the
+server cannot tell us: that the local file has not changed since those bytes were sent, and how far
+the *acknowledged* prefix reaches (a server's file size may count a write that was still in flight
+when the link dropped, past a gap an earlier write left). A later try resumes at the smaller of the
+acknowledged offset and the remote size, after re-reading the last kept bytes from the server.
+
+Sidecar layout for ``local_path = /data/out/report.csv`` sent to ``/in/report.csv``::
+
+    /data/out/report.csv.upload-<digest>.json   resume state (digest: server + remote path)
+    /data/out/report.csv.upload-<digest>.lock   held (flock) while a try runs
+
+The directory can be changed (``state_dir``) when the source directory is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from airflow_provider_sftp_resume.core.state import (
+    UnusableState,
+    load_document,
+    require_field,
+    require_offset,
+)
+
+UPLOAD_FORMAT = "airflow-provider-sftp-resume/upload"
+UPLOAD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LocalIdentity:
+    """
+    Which version of the local file is being sent.
+
+    :param size: size in bytes
+    :param mtime_ns: modification time, nanoseconds
+    :param inode: inode number (a replaced file gets a new one)
+    """
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> LocalIdentity:
+        """Identity of a file from its ``os.stat`` result."""
+        return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino)
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """
+    Everything a later upload try needs to resume.
+
+    :param server: ``user@host:port`` the bytes were sent to
+    :param remote_temp: the remote temporary file holding them
+    :param local: identity of the local file they came from
+    :param acknowledged: bytes ``[0, acknowledged)`` were acknowledged by the server
+    """
+
+    server: str
+    remote_temp: str
+    local: LocalIdentity
+    acknowledged: int
+
+    def with_acknowledged(self, offset: int) -> UploadState:
+        """Return a copy acknowledging ``[0, offset)``."""
+        return replace(self, acknowledged=offset)
+
+    def to_json(self) -> str:
+        """Serialise for the sidecar file."""
+        document = {"format": UPLOAD_FORMAT, "version": UPLOAD_VERSION, **asdict(self)}
+        return json.dumps(document, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> UploadState:
+        """
+        Parse and validate a sidecar.
+
+        :raises UnusableState: the text is not a valid upload sidecar of this version
+        """
+        document = load_document(text, UPLOAD_FORMAT, UPLOAD_VERSION)
+        local = document.get("local")
+        if not isinstance(local, dict):
+            raise UnusableState("sidecar has no local file identity")
+        state = cls(
+            server=require_field(document, "server", str),
+            remote_temp=require_field(document, "remote_temp", str),
+            local=LocalIdentity(
+                size=require_offset(local, "size"),
+                mtime_ns=require_field(local, "mtime_ns", int),
+                inode=require_offset(local, "inode"),
+            ),
+            acknowledged=require_offset(document, "acknowledged"),
+        )
+        if state.acknowledged > state.local.size:
+            raise UnusableState("sidecar acknowledges more bytes than the local file has")
+        return state
+
+
+@dataclass(frozen=True)
+class UploadPaths:
+    """
+    The local files of one upload.
+
+    :param source: the local file being sent
+    :param sidecar: its resume state for this destination
+    :param lock: held while a try runs
+    """
+
+    source: Path
+    sidecar: Path
+    lock: Path
+
+    @classmethod
+    def for_upload(
+        cls, source: str | os.PathLike[str], destination: str, state_dir: str | None
+    ) -> UploadPaths:
+        """
+        Return the paths for sending ``source`` to ``destination`` (``user@host:port/path``).
+
+        :param state_dir: directory for the sidecar and lock; the source's own directory if ``None``
+        """
+        path = Path(os.path.abspath(source))
+        digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+        directory = Path(os.path.abspath(state_dir)) if state_dir else path.parent
+        stem = f"{path.name}.upload-{digest}"
+        return cls(source=path, sidecar=directory / f"{stem}.json", lock=directory / f"{stem}.lock")
