@@ -155,6 +155,8 @@ class DownloadResult:
     :param checkpoints: checkpoints written during this try
     :param first_byte_seconds: seconds from the start of this try until the first new byte was
         written (``None`` when nothing was transferred)
+    :param remote_mtime: the downloaded version's modification time on the server
+    :param post_action: what was done with the remote file afterwards (``deleted``, ``moved to ...``)
     """
 
     local_path: str
@@ -171,6 +173,8 @@ class DownloadResult:
     skipped: bool = False
     checkpoints: int = 0
     first_byte_seconds: float | None = None
+    remote_mtime: int | None = None
+    post_action: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -591,4 +595,5 @@ class _DownloadTry:
             first_byte_seconds=(
                 None if self.first_byte_at is None else round(self.first_byte_at - self.started, 3)
             ),
+            remote_mtime=remote.mtime,
         )

@@ -129,6 +129,16 @@ class UnsafeRemoteName(PermanentTransferError):
 class SomeFilesFailed(RetriableTransferError):
     """Some files of a batch failed with retriable errors; a retry redoes only those."""
 
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        #: the batch's result (per-file outcomes), for the operator to publish
+        self.result = result
+
 
 class BatchFailed(PermanentTransferError):
     """Some files of a batch failed with errors a retry cannot fix; the message lists them."""
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        #: the batch's result (per-file outcomes), for the operator to publish
+        self.result = result

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
+from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from airflow_provider_sftp_resume.core.logs import Logger
+    from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
 R = TypeVar("R")
@@ -91,6 +95,7 @@ class ResumableSFTPHook(SFTPHook):
         local_path: str,
         options: DownloadOptions | None = None,
         *,
+        post_action: RemotePostAction | None = None,
         logger: Logger | None = None,
     ) -> DownloadResult:
         """
@@ -99,12 +104,51 @@ class ResumableSFTPHook(SFTPHook):
         :param remote_path: the file on the server
         :param local_path: the local file to write (via ``<local_path>.part``)
         :param options: verification, timeouts and other knobs
+        :param post_action: delete or move the remote file once the local copy is verified
         :param logger: where to tell the story; the hook's own log by default
         :return: what this try did
         :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
         """
         session, log = self._session(logger)
-        return self._run(partial(download_file, session, remote_path, local_path, options, logger=log))
+        return self._run(
+            partial(_download_then, session, remote_path, local_path, options, post_action, logger=log)
+        )
+
+    def download_directory(
+        self,
+        selection: RemoteSelection,
+        local_dir: str,
+        options: DownloadOptions | None = None,
+        *,
+        concurrency: int = 4,
+        post_action: RemotePostAction | None = None,
+        logger: Logger | None = None,
+    ) -> BatchResult:
+        """
+        Mirror the remote files of ``selection`` into ``local_dir``, each file resumable on its own.
+
+        :param selection: remote directory or glob, pattern, recursion
+        :param local_dir: local directory (relative paths under it mirror the remote tree)
+        :param options: per-file verification, timeouts and other knobs
+        :param concurrency: files transferred at once
+        :param post_action: delete or move each remote file once its local copy is verified
+        :param logger: where to tell the story; the hook's own log by default
+        :raises SomeFilesFailed: some files failed and a retry can fix them
+        :raises BatchFailed: some files failed or were refused for good
+        """
+        session, log = self._session(logger)
+        return self._run(
+            partial(
+                download_selection,
+                session,
+                selection,
+                Path(os.path.abspath(local_dir)),
+                options,
+                concurrency=concurrency,
+                post_action=post_action,
+                logger=log,
+            )
+        )
 
     def upload_resumable(
         self,
@@ -157,3 +201,22 @@ class ResumableSFTPHook(SFTPHook):
         running = self._running
         if running is not None:
             running.abort()
+
+
+async def _download_then(
+    open_session: SFTPSessionFactory,
+    remote_path: str,
+    local_path: str,
+    options: DownloadOptions | None,
+    post_action: RemotePostAction | None,
+    *,
+    logger: Logger,
+) -> DownloadResult:
+    """Download, and only once the local copy is complete and verified, run the remote post-action."""
+    result = await download_file(open_session, remote_path, local_path, options, logger=logger)
+    if post_action is None:
+        return result
+    async with open_session() as fs:
+        done = await post_action.apply(fs, remote_path, result.size, result.remote_mtime or 0)
+    logger.info("%s: %s", remote_path, done)
+    return replace(result, post_action=done)

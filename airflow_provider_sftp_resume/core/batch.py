@@ -1,0 +1,414 @@
+"""
+Many files in one try: list a remote directory or glob, then download each file resumably.
+
+Every file goes through :func:`~.download.download_file` (its own ``.part``, sidecar, verification
+and atomic rename), up to ``concurrency`` at once over a small pool of reused SFTP sessions. A file
+that fails does not stop the others; the try fails at the end, naming each failed file, so the
+retry finds the finished files complete and unchanged (skipped, nothing transferred) and resumes
+the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import posixpath
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.errors import (
+    BatchFailed,
+    RemotePathError,
+    SomeFilesFailed,
+    TransferError,
+    UnsafeRemoteName,
+)
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.names import check_relative_name, local_path_for
+from airflow_provider_sftp_resume.core.progress import format_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, RemoteStat, SessionFactory
+
+log = engine_logger(__name__)
+
+MAX_CONCURRENCY = 32
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class RemoteSelection:
+    """
+    Which remote files a batch covers.
+
+    :param root: remote directory the relative names are taken from
+    :param pattern: ``fnmatch`` pattern; matched against the file name, or against the path relative
+        to ``root`` when it contains ``/``; ``None`` matches everything
+    :param recursive: descend into subdirectories
+    """
+
+    root: str
+    pattern: str | None = None
+    recursive: bool = False
+
+    @classmethod
+    def parse(cls, remote_path: str, pattern: str | None = None, recursive: bool = False) -> RemoteSelection:
+        """
+        Build a selection from a directory (plus optional ``pattern``) or a glob such as ``/out/*.csv``.
+
+        :raises ValueError: both a glob in ``remote_path`` and a ``pattern``, or an empty path
+        """
+        if not remote_path:
+            raise ValueError("remote_path must name a remote directory or a glob such as /outgoing/*.csv")
+        parts = remote_path.rstrip("/").split("/") if remote_path != "/" else [""]
+        first_glob = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), None)
+        if first_glob is None:
+            return cls(remote_path.rstrip("/") or "/", pattern or None, recursive)
+        if pattern:
+            raise ValueError(
+                f"remote_path {remote_path!r} is already a glob; give either a glob or a directory "
+                "plus pattern."
+            )
+        root = "/".join(parts[:first_glob]) or ("/" if remote_path.startswith("/") else ".")
+        return cls(root, "/".join(parts[first_glob:]), recursive or first_glob < len(parts) - 1)
+
+    def matches(self, relative: str) -> bool:
+        """Whether the file at ``relative`` (to ``root``) is selected."""
+        if self.pattern is None:
+            return True
+        if "/" in self.pattern:
+            return fnmatch.fnmatchcase(relative, self.pattern)
+        return fnmatch.fnmatchcase(posixpath.basename(relative), self.pattern)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """
+    One selected remote file.
+
+    :param relative: its path relative to the selection's root
+    :param remote_path: its full remote path
+    :param stat: its attributes at listing time
+    """
+
+    relative: str
+    remote_path: str
+    stat: RemoteStat
+
+
+async def list_selection(
+    fs: RemoteFileSystem, selection: RemoteSelection
+) -> tuple[list[RemoteFile], list[str]]:
+    """
+    List the files a selection covers.
+
+    Symbolic links on the server are followed only when they resolve inside ``root``; a link that
+    leads out of it is refused, as is a name that could escape the local directory.
+
+    :return: the files, sorted by relative path; and the refusals, one message each
+    :raises RemotePathError: ``root`` is not a directory
+    """
+    root_stat = await fs.stat(selection.root)
+    if not root_stat.is_dir:
+        raise RemotePathError(
+            f"Remote path {selection.root} is not a directory. Give a directory or a glob; for one file "
+            "use ResumableSFTPDownloadOperator."
+        )
+    real_root = (await fs.realpath(selection.root)).rstrip("/") + "/"
+    files: list[RemoteFile] = []
+    refused: list[str] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        directory = posixpath.join(selection.root, prefix) if prefix else selection.root
+        for entry in await fs.list_dir(directory):
+            relative = f"{prefix}/{entry.name}" if prefix else entry.name
+            try:
+                check_relative_name(relative)
+            except UnsafeRemoteName as exc:
+                refused.append(str(exc))
+                continue
+            full = posixpath.join(selection.root, relative)
+            stat = entry.stat
+            if stat.is_symlink:
+                resolved = await fs.realpath(full)
+                if not resolved.startswith(real_root):
+                    if selection.matches(relative):
+                        refused.append(
+                            f"Refusing the remote link {relative!r}: it points to {resolved}, outside "
+                            f"{selection.root}. Nothing was written for it."
+                        )
+                    continue
+                stat = await fs.stat(full)
+            if stat.is_dir:
+                if selection.recursive and not entry.stat.is_symlink:
+                    pending.append(relative)
+                continue
+            if stat.is_regular and selection.matches(relative):
+                files.append(RemoteFile(relative, full, stat))
+    files.sort(key=lambda f: f.relative)
+    return files, refused
+
+
+_Session = contextlib.AbstractAsyncContextManager["RemoteFileSystem"]
+
+
+class SessionPool:
+    """
+    Reuse SFTP sessions across the files of a batch (a new SSH handshake per small file is slow).
+
+    A session is returned to the pool after a file that succeeded; after an error it is closed, since
+    the link may be broken.
+
+    :param open_session: opens a new session
+    """
+
+    def __init__(self, open_session: SessionFactory) -> None:
+        self._open = open_session
+        self._idle: list[
+            tuple[contextlib.AbstractAsyncContextManager[RemoteFileSystem], RemoteFileSystem]
+        ] = []
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[RemoteFileSystem]:
+        if self._idle:
+            manager, fs = self._idle.pop()
+        else:
+            manager = self._open()
+            fs = await manager.__aenter__()
+        healthy = False
+        try:
+            yield fs
+            healthy = True
+        finally:
+            if healthy:
+                self._idle.append((manager, fs))
+            else:
+                with contextlib.suppress(Exception):
+                    await manager.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        """Close every idle session."""
+        while self._idle:
+            manager, _ = self._idle.pop()
+            with contextlib.suppress(Exception):
+                await manager.__aexit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """
+    What happened to one file of a batch.
+
+    :param relative: path relative to the remote root (and to the local directory)
+    :param remote_path: the remote file
+    :param local_path: the local file
+    :param status: ``downloaded``, ``resumed``, ``skipped``, ``failed`` or ``refused``
+    :param size: bytes in the file (0 when unknown)
+    :param bytes_transferred: bytes of content read from the server in this try
+    :param resumed_from: bytes kept from earlier tries
+    :param sha256: hex sha256 of the local file, when complete
+    :param error: why it failed, when it did
+    :param retriable: whether a retry can fix the failure
+    :param post_action: what was done with the remote file afterwards
+    """
+
+    relative: str
+    remote_path: str
+    local_path: str
+    status: str
+    size: int = 0
+    bytes_transferred: int = 0
+    resumed_from: int = 0
+    sha256: str | None = None
+    error: str | None = None
+    retriable: bool = False
+    post_action: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """
+    What a batch try did; :meth:`to_dict` is the operator's XCom value.
+
+    :param remote_path: the directory or glob given
+    :param local_dir: the local directory
+    :param files: one outcome per selected (or refused) file
+    :param seconds: wall time of the try
+    """
+
+    remote_path: str
+    local_dir: str
+    files: tuple[FileOutcome, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        """Files with ``status``."""
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def bytes_transferred(self) -> int:
+        """Bytes of content read from the server in this try, all files together."""
+        return sum(f.bytes_transferred for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict with totals and a per-file list."""
+        return {
+            "remote_path": self.remote_path,
+            "local_dir": self.local_dir,
+            "seconds": self.seconds,
+            "files_total": len(self.files),
+            **{f"files_{status}": self.count(status) for status in _STATUSES},
+            "bytes_total": sum(f.size for f in self.files),
+            "bytes_transferred": self.bytes_transferred,
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+_STATUSES = ("downloaded", "resumed", "skipped", "failed", "refused")
+
+
+async def download_selection(
+    open_session: SessionFactory,
+    selection: RemoteSelection,
+    local_dir: Path,
+    options: DownloadOptions | None = None,
+    *,
+    concurrency: int = 4,
+    post_action: RemotePostAction | None = None,
+    logger: Logger | None = None,
+) -> BatchResult:
+    """
+    Mirror the selected remote files into ``local_dir``, each resumable on its own.
+
+    :param open_session: opens a session with the remote file system
+    :param selection: which remote files
+    :param local_dir: where they go (relative paths are kept)
+    :param options: per-file download knobs (``create_intermediate_dirs`` applies below ``local_dir``)
+    :param concurrency: files transferred at once (one SFTP session each)
+    :param post_action: delete or move each remote file once its local copy is complete and verified
+    :param logger: where the story is told
+    :raises SomeFilesFailed: some files failed and a retry can fix them (the others are complete)
+    :raises BatchFailed: some files failed or were refused for good
+    """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+    started = time.monotonic()
+    logger = logger or log
+    # One connection per file: a batch gets its parallelism from files in flight.
+    options = replace(options or DownloadOptions(), max_connections=1, create_intermediate_dirs=True)
+    pool = SessionPool(open_session)
+    try:
+        async with pool() as fs:
+            files, refused = await list_selection(fs, selection)
+        total = sum(f.stat.size for f in files)
+        logger.info(
+            "Found %d files (%s) under %s%s; downloading up to %d at once into %s",
+            len(files),
+            format_bytes(total),
+            selection.root,
+            f" matching {selection.pattern}" if selection.pattern else "",
+            concurrency,
+            local_dir,
+        )
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(remote: RemoteFile) -> FileOutcome:
+            async with gate:
+                return await _download_one(
+                    pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
+                )
+
+        outcomes = list(await asyncio.gather(*(one(f) for f in files)))
+    finally:
+        await pool.close()
+    outcomes += [FileOutcome("", "", "", "refused", error=message) for message in refused]
+    result = BatchResult(
+        remote_path=selection.root
+        if selection.pattern is None
+        else posixpath.join(selection.root, selection.pattern),
+        local_dir=str(local_dir),
+        files=tuple(outcomes),
+        seconds=round(time.monotonic() - started, 3),
+    )
+    logger.info(
+        "Batch done in %.1f s: %d downloaded, %d resumed, %d skipped (already complete), %d failed, "
+        "%d refused; %s transferred",
+        result.seconds,
+        *(result.count(s) for s in _STATUSES),
+        format_bytes(result.bytes_transferred),
+    )
+    _raise_for_failures(result)
+    return result
+
+
+async def _download_one(
+    pool: SessionPool,
+    remote: RemoteFile,
+    *,
+    local_dir: Path,
+    options: DownloadOptions,
+    post_action: RemotePostAction | None,
+    logger: Logger,
+) -> FileOutcome:
+    local = str(local_dir / remote.relative)
+    try:
+        target = local_path_for(local_dir, remote.relative)
+        result = await download_file(pool, remote.remote_path, target, options, logger=logger)
+        done = None
+        if post_action is not None:
+            async with pool() as fs:
+                done = await post_action.apply(
+                    fs, remote.remote_path, result.size, result.remote_mtime or 0, remote.relative
+                )
+            logger.info("%s: %s", remote.remote_path, done)
+    except UnsafeRemoteName as exc:
+        logger.warning("%s", exc)
+        return FileOutcome(remote.relative, remote.remote_path, local, "refused", error=str(exc))
+    except TransferError as exc:
+        logger.warning("%s failed: %s", remote.remote_path, exc)
+        return FileOutcome(
+            remote.relative,
+            remote.remote_path,
+            local,
+            "failed",
+            size=remote.stat.size,
+            error=str(exc),
+            retriable=exc.retriable,
+        )
+    status = "skipped" if result.skipped else "resumed" if result.resumed_from else "downloaded"
+    return FileOutcome(
+        remote.relative,
+        remote.remote_path,
+        str(target),
+        status,
+        size=result.size,
+        bytes_transferred=result.bytes_transferred,
+        resumed_from=result.resumed_from,
+        sha256=result.sha256,
+        post_action=done,
+    )
+
+
+def _raise_for_failures(result: BatchResult) -> None:
+    bad = [f for f in result.files if f.status in ("failed", "refused")]
+    if not bad:
+        return
+    lines = "\n".join(f"  {f.relative or '(refused)'}: {f.error}" for f in bad)
+    summary = (
+        f"{len(bad)} of {len(result.files)} files did not complete "
+        f"({result.count('downloaded') + result.count('resumed') + result.count('skipped')} are complete):\n"
+        f"{lines}"
+    )
+    if all(f.retriable for f in bad):
+        raise SomeFilesFailed(
+            f"{summary}\nA retry resumes these files; complete files are skipped.", result=result
+        )
+    raise BatchFailed(f"{summary}\nFix the files marked above; a retry will not help them.", result=result)
