@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions
-from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
-from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY, parse_verify
-from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-
-def _worth_retrying_in_try(error: BaseException) -> bool:
-    return isinstance(error, TransferError) and error.retriable and not isinstance(error, TransferLocked)
+    from airflow_provider_sftp_resume.core.download import DownloadOptions
 
 
-class ResumableSFTPDownloadOperator(BaseOperator):
+class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
     """
     Download one file from an SFTP server, resuming where an earlier try stopped.
 
@@ -35,7 +31,8 @@ class ResumableSFTPDownloadOperator(BaseOperator):
 
     Returns (XCom) a dict: ``local_path``, ``remote_path``, ``size``, ``sha256``, ``resumed_from``,
     ``bytes_transferred``, ``verification_bytes``, ``seconds``, ``verify``, ``checks_passed``,
-    ``restart_reason``, ``skipped``, ``checkpoints``.
+    ``restart_reason``, ``skipped``, ``checkpoints``, ``first_byte_seconds``, ``remote_mtime``,
+    ``post_action``.
 
     :param remote_path: file on the server (templated)
     :param local_path: local file to write (templated)
@@ -54,6 +51,10 @@ class ResumableSFTPDownloadOperator(BaseOperator):
         ``skip_unchanged`` to recognise a file it downloaded)
     :param transfer_attempts: resume within the same try this many times in all before failing the
         try (default 1: Airflow's own ``retries`` do the resuming, one try per attempt)
+    :param post_action: after the local file is complete and verified (never before): ``"delete"``
+        the remote file, or ``"move"`` it into ``archive_dir``; ``None`` leaves it. A remote file that
+        changed since it was downloaded is left in place.
+    :param archive_dir: remote directory for ``post_action="move"`` (templated)
     :param max_connections: SSH connections for one large file, each fetching and checkpointing its
         own segments in a worker process of its own (one CPU each); ``None`` means 1. Raise it to 2-4
         when the worker has cores to spare or the server throttles each connection; keep 1 for
@@ -61,61 +62,39 @@ class ResumableSFTPDownloadOperator(BaseOperator):
         to split files)
     """
 
-    template_fields: Sequence[str] = ("remote_path", "local_path", "expected_sha256")
-    ui_color = "#e0f2f1"
+    template_fields: Sequence[str] = ("remote_path", "local_path", "expected_sha256", "archive_dir")
 
     def __init__(
         self,
         *,
         remote_path: str,
         local_path: str,
-        sftp_conn_id: str = ResumableSFTPHook.default_conn_name,
         verify: str | Sequence[str] = DEFAULT_VERIFY,
         expected_sha256: str | None = None,
         create_intermediate_dirs: bool = False,
-        stall_timeout: float = 60.0,
-        connect_attempts: int = 3,
-        checkpoint_interval: float = 0.5,
-        progress_interval: float = 30.0,
-        skip_unchanged: bool = True,
-        preserve_mtime: bool = True,
-        transfer_attempts: int = 1,
         max_connections: int | None = None,
+        post_action: str | None = None,
+        archive_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.remote_path = remote_path
         self.local_path = local_path
-        self.sftp_conn_id = sftp_conn_id
         self.verify = verify
         self.expected_sha256 = expected_sha256
         self.create_intermediate_dirs = create_intermediate_dirs
-        self.stall_timeout = stall_timeout
-        self.connect_attempts = connect_attempts
-        self.checkpoint_interval = checkpoint_interval
-        self.progress_interval = progress_interval
-        self.skip_unchanged = skip_unchanged
-        self.preserve_mtime = preserve_mtime
-        self.transfer_attempts = transfer_attempts
         self.max_connections = max_connections
-        self._hook: ResumableSFTPHook | None = None
+        self.post_action = post_action
+        self.archive_dir = archive_dir
         # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
         self._options(expected_sha256=None)
-        for name in ("connect_attempts", "transfer_attempts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+        RemotePostAction.parse(post_action, archive_dir)
 
     def _options(self, expected_sha256: str | None) -> DownloadOptions:
-        return DownloadOptions(
-            verify=parse_verify(self.verify),
+        return self._download_options(
+            self.verify,
             create_intermediate_dirs=self.create_intermediate_dirs,
-            expected_sha256=expected_sha256 or None,
-            stall_timeout=self.stall_timeout,
-            checkpoint_interval=self.checkpoint_interval,
-            progress_interval=self.progress_interval,
-            skip_unchanged=self.skip_unchanged,
-            preserve_mtime=self.preserve_mtime,
+            expected_sha256=expected_sha256,
             max_connections=self.max_connections,
         )
 
@@ -124,32 +103,10 @@ class ResumableSFTPDownloadOperator(BaseOperator):
             options = self._options(self.expected_sha256)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        self._hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id, connect_attempts=self.connect_attempts)
-        hook = self._hook
-        try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(self.transfer_attempts),
-                wait=wait_random_exponential(multiplier=1, max=30),
-                retry=retry_if_exception(_worth_retrying_in_try),
-                before_sleep=self._log_in_try_retry,
-                reraise=True,
-            ):
-                with attempt:
-                    result = hook.download_resumable(
-                        self.remote_path, self.local_path, options, logger=self.log
-                    )
-        except PermanentTransferError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        finally:
-            self._hook = None
+        post_action = self._post_action(self.post_action, self.archive_dir)
+        result = self._run_transfer(
+            lambda hook: hook.download_resumable(
+                self.remote_path, self.local_path, options, post_action=post_action, logger=self.log
+            )
+        )
         return result.to_dict()
-
-    def _log_in_try_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        self.log.warning("Attempt %d in this try failed (%s); resuming", state.attempt_number, error)
-
-    def on_kill(self) -> None:
-        """Abort the transfer: the engine writes a last checkpoint and closes the connection."""
-        hook = self._hook
-        if hook is not None:
-            hook.abort()

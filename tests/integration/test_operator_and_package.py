@@ -18,7 +18,11 @@ import pytest
 from airflow_provider_sftp_resume import core
 from airflow_provider_sftp_resume.core.localfiles import LocalPaths
 from airflow_provider_sftp_resume.hooks import ResumableSFTPHook
-from airflow_provider_sftp_resume.operators import ResumableSFTPDownloadOperator
+from airflow_provider_sftp_resume.operators import (
+    ResumableSFTPDirectoryDownloadOperator,
+    ResumableSFTPDownloadOperator,
+    ResumableSFTPUploadOperator,
+)
 from tests.conftest import sha256_file, write_random
 from tests.support.faultproxy import FaultProxy
 
@@ -33,7 +37,9 @@ def make(**kwargs: object) -> ResumableSFTPDownloadOperator:
 def test_public_names_are_pinned() -> None:
     assert importlib.import_module("airflow_provider_sftp_resume.hooks").__all__ == ["ResumableSFTPHook"]
     assert importlib.import_module("airflow_provider_sftp_resume.operators").__all__ == [
-        "ResumableSFTPDownloadOperator"
+        "ResumableSFTPDirectoryDownloadOperator",
+        "ResumableSFTPDownloadOperator",
+        "ResumableSFTPUploadOperator",
     ]
     assert {"download_file", "DownloadOptions", "DownloadResult", "TransferError", "SSHEndpoint"} <= set(
         core.__all__
@@ -64,6 +70,46 @@ def test_templated_fields() -> None:
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"temp_suffix": ""}, "temp_suffix"),
+        ({"temp_suffix": "../x"}, "temp_suffix"),
+        ({"stall_timeout": -5}, "stall_timeout"),
+        ({"progress_interval": 0}, "progress_interval"),
+        ({"connect_attempts": True}, "connect_attempts"),
+    ],
+)
+def test_upload_operator_checks_its_arguments_at_parse_time(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ResumableSFTPUploadOperator(task_id="u", local_path="/l", remote_path="/r", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1000}, "concurrency"),
+        ({"verify": "md5"}, "Unknown verify check"),
+        ({"post_action": "move"}, "archive_dir"),
+        ({"post_action": "shred"}, "Unknown post_action"),
+        ({"archive_dir": "/archive"}, "post_action"),
+        ({"checkpoint_interval": 0}, "checkpoint_interval"),
+    ],
+)
+def test_directory_operator_checks_its_arguments_at_parse_time(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ResumableSFTPDirectoryDownloadOperator(task_id="d", remote_path="/r", local_dir="/l", **kwargs)  # type: ignore[arg-type]
+
+
+def test_download_operator_checks_post_action_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="archive_dir"):
+        make(post_action="move")
+    assert make(post_action="move", archive_dir="{{ params.archive }}").archive_dir == "{{ params.archive }}"
 
 
 def test_hook_is_not_built_at_parse_time(monkeypatch: pytest.MonkeyPatch) -> None:

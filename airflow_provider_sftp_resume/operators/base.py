@@ -1,0 +1,136 @@
+"""What every resumable SFTP operator shares: the connection, the timing knobs, and how a try fails."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions
+from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
+from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.verify import parse_verify
+from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+R = TypeVar("R")
+
+
+def _worth_retrying_in_try(error: BaseException) -> bool:
+    return isinstance(error, TransferError) and error.retriable and not isinstance(error, TransferLocked)
+
+
+class ResumableSFTPBaseOperator(BaseOperator):
+    """
+    Base of the resumable SFTP operators; not used on its own.
+
+    Retriable failures (drops, stalls, remote changes) propagate so that Airflow's ``retries`` run
+    the task again and the next try resumes; failures a retry cannot fix become
+    :class:`~airflow.exceptions.AirflowFailException`. Every knob is checked when the DAG is parsed.
+
+    :param sftp_conn_id: Airflow connection of type ``sftp``
+    :param stall_timeout: seconds without any progress before the try fails as stalled
+    :param connect_attempts: attempts to connect within one try (transient errors only)
+    :param checkpoint_interval: seconds between durable checkpoints during the transfer
+    :param progress_interval: seconds between progress lines in the task log
+    :param skip_unchanged: do not transfer again when the destination provably matches the source
+    :param preserve_mtime: give the destination the source's modification time
+    :param transfer_attempts: resume within the same try this many times in all before failing the
+        try (default 1: Airflow's own ``retries`` do the resuming, one try per attempt)
+    """
+
+    ui_color = "#e0f2f1"
+
+    def __init__(
+        self,
+        *,
+        sftp_conn_id: str = ResumableSFTPHook.default_conn_name,
+        stall_timeout: float = 60.0,
+        connect_attempts: int = 3,
+        checkpoint_interval: float = 0.5,
+        progress_interval: float = 30.0,
+        skip_unchanged: bool = True,
+        preserve_mtime: bool = True,
+        transfer_attempts: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sftp_conn_id = sftp_conn_id
+        self.stall_timeout = stall_timeout
+        self.connect_attempts = connect_attempts
+        self.checkpoint_interval = checkpoint_interval
+        self.progress_interval = progress_interval
+        self.skip_unchanged = skip_unchanged
+        self.preserve_mtime = preserve_mtime
+        self.transfer_attempts = transfer_attempts
+        self._hook: ResumableSFTPHook | None = None
+        for name in ("connect_attempts", "transfer_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+
+    def _download_options(
+        self,
+        verify: str | Sequence[str],
+        *,
+        create_intermediate_dirs: bool,
+        expected_sha256: str | None = None,
+        max_connections: int | None = None,
+    ) -> DownloadOptions:
+        """Download options from this operator's knobs; raises ``ValueError`` on a bad value."""
+        return DownloadOptions(
+            verify=parse_verify(verify),
+            create_intermediate_dirs=create_intermediate_dirs,
+            expected_sha256=expected_sha256 or None,
+            stall_timeout=self.stall_timeout,
+            checkpoint_interval=self.checkpoint_interval,
+            progress_interval=self.progress_interval,
+            skip_unchanged=self.skip_unchanged,
+            preserve_mtime=self.preserve_mtime,
+            max_connections=max_connections,
+        )
+
+    @staticmethod
+    def _post_action(post_action: str | None, archive_dir: str | None) -> RemotePostAction | None:
+        """Parse ``post_action``/``archive_dir``, failing the task (not retrying) on a bad value."""
+        try:
+            return RemotePostAction.parse(post_action, archive_dir)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _run_transfer(self, transfer: Callable[[ResumableSFTPHook], R]) -> R:
+        """
+        Run ``transfer`` with a fresh hook, resuming within the try up to ``transfer_attempts`` times.
+
+        :raises AirflowFailException: a failure a retry cannot fix
+        """
+        self._hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id, connect_attempts=self.connect_attempts)
+        hook = self._hook
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.transfer_attempts),
+                wait=wait_random_exponential(multiplier=1, max=30),
+                retry=retry_if_exception(_worth_retrying_in_try),
+                before_sleep=self._log_in_try_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    result = transfer(hook)
+        except PermanentTransferError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        finally:
+            self._hook = None
+        return result
+
+    def _log_in_try_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.log.warning("Attempt %d in this try failed (%s); resuming", state.attempt_number, error)
+
+    def on_kill(self) -> None:
+        """Abort the transfer: the engine writes a last checkpoint and closes the connection."""
+        hook = self._hook
+        if hook is not None:
+            hook.abort()

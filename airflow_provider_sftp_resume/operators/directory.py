@@ -1,0 +1,109 @@
+"""Airflow operator: mirror a remote directory or glob, every file resumable on its own."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_sftp_resume.core.batch import MAX_CONCURRENCY, RemoteSelection
+from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
+from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_sftp_resume.core.batch import BatchResult
+    from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+
+
+class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
+    """
+    Download every file of a remote directory or glob into a local directory, resuming each file.
+
+    Each file gets its own ``.part`` and sidecar, as with
+    :class:`~airflow_provider_sftp_resume.operators.sftp.ResumableSFTPDownloadOperator`; up to
+    ``concurrency`` files move at once. Files already complete and unchanged are skipped. When some
+    files fail, the others still finish and the try fails afterwards, so the retry transfers only
+    what is missing. Remote names are untrusted: a name or link that would land outside
+    ``local_dir`` is refused (the task fails without retry, naming it) and nothing is written for it.
+
+    Returns (XCom) a dict with totals (``files_total``, ``files_downloaded``, ``files_resumed``,
+    ``files_skipped``, ``files_failed``, ``files_refused``, ``bytes_total``, ``bytes_transferred``)
+    and ``files``, one entry per file. A failed try pushes the same dict under the XCom key
+    ``batch_result``.
+
+    :param remote_path: remote directory, or a glob such as ``/outgoing/*.csv`` (templated)
+    :param local_dir: local directory to mirror into, created if missing (templated)
+    :param pattern: ``fnmatch`` pattern for the file names under a directory (templated)
+    :param recursive: descend into subdirectories (relative paths are kept locally)
+    :param concurrency: files transferred at once, each on its own SFTP session
+    :param verify: checks that prove kept bytes still match before resuming (see the single-file operator)
+    :param post_action: ``"delete"`` or ``"move"`` each remote file once its local copy is complete and
+        verified; ``None`` leaves them
+    :param archive_dir: remote directory for ``post_action="move"`` (templated)
+    """
+
+    template_fields: Sequence[str] = ("remote_path", "local_dir", "pattern", "archive_dir")
+
+    def __init__(
+        self,
+        *,
+        remote_path: str,
+        local_dir: str,
+        pattern: str | None = None,
+        recursive: bool = False,
+        concurrency: int = 4,
+        verify: str | Sequence[str] = DEFAULT_VERIFY,
+        post_action: str | None = None,
+        archive_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.remote_path = remote_path
+        self.local_dir = local_dir
+        self.pattern = pattern
+        self.recursive = recursive
+        self.concurrency = concurrency
+        self.verify = verify
+        self.post_action = post_action
+        self.archive_dir = archive_dir
+        if (
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 1 <= concurrency <= MAX_CONCURRENCY
+        ):
+            raise ValueError(
+                f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
+            )
+        self._download_options(verify, create_intermediate_dirs=True)
+        RemotePostAction.parse(post_action, archive_dir)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            options = self._download_options(self.verify, create_intermediate_dirs=True)
+            selection = RemoteSelection.parse(self.remote_path, self.pattern, self.recursive)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        post_action = self._post_action(self.post_action, self.archive_dir)
+
+        def mirror(hook: ResumableSFTPHook) -> BatchResult:
+            try:
+                return hook.download_directory(
+                    selection,
+                    self.local_dir,
+                    options,
+                    concurrency=self.concurrency,
+                    post_action=post_action,
+                    logger=self.log,
+                )
+            except (SomeFilesFailed, BatchFailed) as exc:
+                if exc.result is not None:
+                    context["ti"].xcom_push(key="batch_result", value=exc.result.to_dict())  # type: ignore[attr-defined]
+                raise
+
+        return self._run_transfer(mirror).to_dict()
