@@ -14,6 +14,7 @@ from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
+from airflow_provider_sftp_resume.core.stability import Snapshot, StableSpec, take_snapshot
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
 
@@ -173,6 +174,20 @@ class ResumableSFTPHook(SFTPHook):
         return self._run(
             partial(upload_file, session, local_path, remote_path, options, server=server, logger=log)
         )
+
+    def remote_snapshot(self, spec: StableSpec) -> Snapshot:
+        """
+        Return size and mtime of the files ``spec`` watches (one poke of a stability sensor).
+
+        :param spec: remote file, directory or glob to look at
+        """
+        session = SFTPSessionFactory(self.ssh_endpoint(), attempts=self.connect_attempts)
+
+        async def look() -> Snapshot:
+            async with session() as fs:
+                return await take_snapshot(fs, spec)
+
+        return self._run(look)
 
     def _session(self, logger: Logger | None) -> tuple[SFTPSessionFactory, Logger]:
         """Resolve the connection, warn about an unverified host key, and return a session factory."""
