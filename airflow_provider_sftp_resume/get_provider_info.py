@@ -8,7 +8,7 @@ from airflow_provider_sftp_resume import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return the provider's metadata (hooks, operators, versions)."""
+    """Return the provider's metadata (hooks, operators, sensors, triggers, versions)."""
     return {
         "package-name": "airflow-provider-sftp-resume",
         "name": "SFTP Resume",
@@ -32,7 +32,24 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "SFTP Resume",
-                "python-modules": ["airflow_provider_sftp_resume.operators.sftp"],
+                "python-modules": [
+                    "airflow_provider_sftp_resume.operators.base",
+                    "airflow_provider_sftp_resume.operators.sftp",
+                    "airflow_provider_sftp_resume.operators.directory",
+                    "airflow_provider_sftp_resume.operators.upload",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "SFTP Resume",
+                "python-modules": ["airflow_provider_sftp_resume.sensors.stable"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "SFTP Resume",
+                "python-modules": ["airflow_provider_sftp_resume.triggers.stable"],
             }
         ],
     }

@@ -30,7 +30,12 @@ def load_example_dags() -> Any:
 def test_example_dags_import_without_errors() -> None:
     bag = load_example_dags()
     assert bag.import_errors == {}
-    assert "example_sftp_resume_download" in bag.dag_ids
+    assert set(bag.dag_ids) >= {
+        "example_sftp_resume_download",
+        "example_sftp_resume_mapped",
+        "example_sftp_resume_directory",
+        "example_sftp_resume_upload",
+    }
 
 
 def test_example_download_dag_runs_end_to_end_with_a_cut(
@@ -58,3 +63,49 @@ def test_example_download_dag_runs_end_to_end_with_a_cut(
     assert isinstance(result, dict), json.dumps(result)
     assert result["resumed_from"] > 0
     assert sha256_file(target) == digest == result["sha256"]
+
+
+def test_example_mapped_directory_and_upload_dags_run(
+    openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.support.airflow_env import connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_RESUME_EXAMPLE", connection_json(openssh_server))
+    outgoing = tmp_path / "outgoing"
+    outgoing.mkdir()
+    digests = {
+        name: write_random(outgoing / name, 200_000, seed=i) for i, name in enumerate(["a.csv", "b.csv"])
+    }
+    (outgoing / "notes.txt").write_text("not matched")
+    bag = load_example_dags()
+
+    mapped = bag.get_dag("example_sftp_resume_mapped")
+    run = mapped.test(
+        run_conf={"remote_dir": str(outgoing), "pattern": "*.csv", "local_dir": str(tmp_path / "mapped")}
+    )
+    assert str(run.state) == "success"
+    for name, digest in digests.items():
+        assert sha256_file(tmp_path / "mapped" / name) == digest
+    assert not (tmp_path / "mapped" / "notes.txt").exists()
+
+    directory = bag.get_dag("example_sftp_resume_directory")
+    sensor = directory.get_task("wait_until_written")
+    sensor.quiet_period, sensor.poke_interval = 0.5, 0.2  # the example waits a minute; tests don't
+    run = directory.test(
+        run_conf={
+            "remote_glob": f"{outgoing}/*.csv",
+            "local_dir": str(tmp_path / "mirror"),
+            "archive_dir": str(tmp_path / "archive"),
+        }
+    )
+    assert str(run.state) == "success"
+    for name, digest in digests.items():
+        assert sha256_file(tmp_path / "mirror" / name) == digest
+        assert sha256_file(tmp_path / "archive" / name) == digest
+    assert sorted(p.name for p in outgoing.iterdir()) == ["notes.txt"]
+
+    upload = bag.get_dag("example_sftp_resume_upload")
+    remote = tmp_path / "incoming" / "a.csv"
+    run = upload.test(run_conf={"local_path": str(tmp_path / "mirror" / "a.csv"), "remote_path": str(remote)})
+    assert str(run.state) == "success"
+    assert sha256_file(remote) == digests["a.csv"]

@@ -130,7 +130,7 @@ def test_provider_entry_point_lists_every_module() -> None:
     assert len(points) == 1
     info = points[0].load()()
     assert info["package-name"] == "airflow-provider-sftp-resume"
-    for kind in ("hooks", "operators"):
+    for kind in ("hooks", "operators", "sensors", "triggers"):
         for group in info[kind]:
             for module in group["python-modules"]:
                 importlib.import_module(module)
