@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import endpoint_for
-from tests.support.campaign import run_campaign
+from tests.conftest import endpoint_for, sha256_file, write_random
+from tests.support.campaign import Campaign, run_campaign
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.support.servers import ServerInfo
 
 
@@ -29,3 +31,40 @@ def test_campaign_sample(openssh_server: ServerInfo) -> None:
 @pytest.mark.slow
 def test_campaign_200_scenarios(openssh_server: ServerInfo) -> None:
     check(openssh_server, scenarios=200, seed=20261125)
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        ("replace", 1, False),  # before the first sidecar is in place
+        ("replace", 1, True),
+        ("replace", 2, False),  # later sidecar writes, or the final rename of the .part
+        ("replace", 2, True),
+        ("replace", 3, False),
+        ("replace", 3, True),
+        ("fsync", 2, False),
+        ("fsync", 3, True),
+        ("unlink", 1, True),  # after publishing: sidecar and lock removal
+        ("unlink", 2, False),
+    ],
+)
+def test_sigkill_on_the_durability_path_never_leaves_a_wrong_file(
+    openssh_server: ServerInfo, tmp_path: Path, kill_at: tuple[str, int, bool]
+) -> None:
+    """SIGKILL just before or after a rename, fsync or unlink; the next try must finish correctly."""
+    campaign = Campaign(endpoint_for(openssh_server), tmp_path, seed=0)
+    remote, local = tmp_path / "remote.bin", tmp_path / "local" / "file.bin"
+    local.parent.mkdir()
+    digest = write_random(remote, 700_000, seed=7)
+    published: set[str | None] = {None}
+    try:
+        outcome = campaign.one_try(remote, local, "kill_at", published, final=False, kill_at=kill_at)
+        assert outcome == {"error": "killed"}, "the kill point must be reached"
+        assert not local.exists() or sha256_file(local) == digest, "a killed try left a wrong file"
+        campaign.one_try(remote, local, "none", published, final=True)
+    finally:
+        campaign.close()
+    assert campaign.tally.failed_badly == 0, campaign.tally.bad
+    assert campaign.tally.succeeded == 1
+    assert sha256_file(local) == digest
+    assert sorted(p.name for p in local.parent.iterdir()) == ["file.bin"]

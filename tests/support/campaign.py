@@ -4,8 +4,10 @@ A seeded, randomized fault campaign against the real download engine.
 Each scenario downloads one file over several tries. Before a try the remote file may change
 (same-size rewrite with or without its mtime restored, append, truncate, delete, replaced by a
 directory); during a try the link may be cut at a random byte, stall past the stall timeout, or the
-process doing the try may be killed with SIGKILL at a random moment (it runs in a child process for
-that). A last, undisturbed try follows.
+process doing the try may be killed with SIGKILL at a random moment, or at a chosen point of the
+durability path: just before or after the n-th ``os.replace`` (sidecar writes and the final rename),
+``os.fsync`` or ``os.unlink`` (sidecar and lock removal). The try runs in a child process for that;
+the child sends the SIGKILL to itself at that point. A last, undisturbed try follows.
 
 After every try the campaign checks the promise: the try either succeeded and ``local_path`` holds
 exactly the remote file as it stood during that try, or it failed and ``local_path`` holds nothing
@@ -41,7 +43,9 @@ KiB, MiB = 1024, 1024 * 1024
 #: Sizes at the edges of reads, packets and windows, plus random ones.
 EDGE_SIZES = (0, 1, 32 * KiB - 1, 32 * KiB, 32 * KiB + 1, 256 * KiB - 1, 256 * KiB, 256 * KiB + 1, 2 * MiB)
 REMOTE_CHANGES = ("rewrite_same_size", "rewrite_keep_mtime", "append", "truncate", "delete", "make_dir")
-FAULTS = ("none", "cut", "cut", "stall", "kill")
+FAULTS = ("none", "cut", "cut", "stall", "kill", "kill_at")
+#: Where a ``kill_at`` fault strikes: these calls carry the sidecar writes, fsyncs and the final rename.
+KILL_POINTS = ("replace", "fsync", "unlink")
 STALL_TIMEOUT = 1.0
 
 
@@ -82,9 +86,35 @@ def _digest(path: Path) -> str | None:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _kill_self_at(name: str, nth: int, after: bool) -> None:
+    """
+    Make the ``nth`` call of ``os.<name>`` in this process SIGKILL the process (before or after it).
+
+    Fault injection for the campaign's child process only: the engine calls these through the ``os``
+    module, so wrapping the module attribute reaches every call site.
+    """
+    real = getattr(os, name)
+    calls = 0
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == nth and not after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            return real(*args, **kwargs)
+        finally:  # also when the call raised (an unlink of a file that is not there)
+            if calls == nth and after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    setattr(os, name, wrapper)
+
+
 def _child_try(job_text: str) -> None:
     """Body of a child process that runs one try and prints its result (killed at random)."""
     job = json.loads(job_text)
+    if job.get("kill_at"):
+        _kill_self_at(*job["kill_at"])
     session = SFTPSessionFactory.from_dict(job["session"])
     options = DownloadOptions(checkpoint_interval=0.02, stall_timeout=STALL_TIMEOUT)
     try:
@@ -163,14 +193,29 @@ class Campaign:
             if attempt and self.random.random() < 0.3:
                 self._change_remote(remote, self.random.choice(REMOTE_CHANGES))
             fault = "none" if last else self.random.choice(FAULTS)
-            self._one_try(remote, local, fault, published, final=last)
+            self.one_try(remote, local, fault, published, final=last)
         self.tally.wire_bytes += self.proxy.server_to_client - wire_before
         self.tally.scenarios += 1
         shutil.rmtree(base, ignore_errors=True)
 
-    def _one_try(
-        self, remote: Path, local: Path, fault: str, published: set[str | None], *, final: bool
-    ) -> None:
+    def one_try(
+        self,
+        remote: Path,
+        local: Path,
+        fault: str,
+        published: set[str | None],
+        *,
+        final: bool,
+        kill_at: tuple[str, int, bool] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Run one try with ``fault`` and check the promise; the tally records what happened.
+
+        :param published: digests ``local_path`` may hold (``None``: absent); updated on success
+        :param final: the last, undisturbed try of a scenario (it must succeed or fail cleanly)
+        :param kill_at: for ``kill_at`` faults, ``(call, nth, after)``; random when ``None``
+        :return: what the try reported (``{"error": "killed"}`` when it was killed before reporting)
+        """
         self.tally.tries += 1
         self.proxy.heal()
         expected = _digest(remote)
@@ -179,9 +224,17 @@ class Campaign:
             self.proxy.cut_after(self.random.randrange(0, max(1, size) + 64 * KiB))
         elif fault == "stall":
             self.proxy.stall_after(self.random.randrange(0, max(1, size) + 64 * KiB))
-        outcome: dict[str, Any] = (
-            self._killed_try(remote, local) if fault == "kill" else self._in_process_try(remote, local)
-        )
+        if fault == "kill":
+            outcome = self._killed_try(remote, local)
+        elif fault == "kill_at":
+            point = kill_at or (
+                self.random.choice(KILL_POINTS),
+                self.random.randrange(1, 8),
+                self.random.random() < 0.5,
+            )
+            outcome = self._killed_try(remote, local, kill_at=point)
+        else:
+            outcome = self._in_process_try(remote, local)
         now = _digest(local)
         if "ok" in outcome:
             result = outcome["ok"]
@@ -191,9 +244,9 @@ class Campaign:
                 published.add(now)
                 if final:
                     self.tally.succeeded += 1
-                return
+                return outcome
             self._bad(f"{remote}: success reported but local {now} != remote {expected}")
-            return
+            return outcome
         if now == expected and now not in published:
             # Killed after publishing and before reporting: a complete, correct file is no harm.
             self.tally.bytes_needed += remote.stat().st_size
@@ -205,6 +258,7 @@ class Campaign:
                 self.tally.failed_cleanly += 1
             else:
                 self._bad(f"{remote}: undisturbed last try failed: {outcome}")
+        return outcome
 
     def _bad(self, message: str) -> None:
         self.tally.failed_badly += 1
@@ -218,9 +272,16 @@ class Campaign:
             return {"error": type(exc).__name__}
         return {"ok": result.to_dict()}
 
-    def _killed_try(self, remote: Path, local: Path) -> dict[str, Any]:
+    def _killed_try(
+        self, remote: Path, local: Path, kill_at: tuple[str, int, bool] | None = None
+    ) -> dict[str, Any]:
         self.proxy.set_rtt(0.004)  # slow enough that a kill lands mid-transfer
-        job = {"session": self._factory().to_dict(), "remote": str(remote), "local": str(local)}
+        job = {
+            "session": self._factory().to_dict(),
+            "remote": str(remote),
+            "local": str(local),
+            "kill_at": kill_at,
+        }
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -235,11 +296,16 @@ class Campaign:
         assert child.stdin is not None
         child.stdin.write(json.dumps(job))
         child.stdin.close()
-        time.sleep(self.random.uniform(0.3, 1.5))  # interpreter start-up is about 0.3 s
-        child.send_signal(signal.SIGKILL)
+        if kill_at is None:
+            time.sleep(self.random.uniform(0.3, 1.5))  # interpreter start-up is about 0.3 s
+            child.send_signal(signal.SIGKILL)
         assert child.stdout is not None
         out = child.stdout.read()
-        child.wait()
+        try:
+            child.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
         self.proxy.set_rtt(0.0)
         if out.strip():
             outcome: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
