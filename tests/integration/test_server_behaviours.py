@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import stat
 import subprocess
@@ -137,3 +138,83 @@ def test_files_are_created_with_the_umask(openssh_server: ServerInfo, tmp_path: 
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "dst.bin").stat().st_mode) == 0o600
+
+
+#: Request ids of reads and writes, in the order the reordering server answered them.
+ANSWER_ORDER: list[int] = []
+
+
+@pytest.fixture
+def bare_reordering_server(
+    tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerInfo]:
+    """
+    An asyncssh SFTP server unlike OpenSSH: it advertises no extensions at all (no limits, no
+    posix-rename, no fsync, no statvfs), and answers reads and writes out of order (each after a
+    random delay of up to 3 ms, so later requests overtake earlier ones).
+    """
+    import random
+
+    handler = asyncssh.sftp.SFTPServerHandler
+    monkeypatch.setattr(handler, "_extensions", [])
+    original = handler._process_packet
+    reordered = (asyncssh.sftp.FXP_READ, asyncssh.sftp.FXP_WRITE)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def out_of_order(self: Any, pkttype: int, pktid: int, packet: Any) -> None:
+        if pkttype not in reordered:
+            await original(self, pkttype, pktid, packet)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(random.random() * 0.003)
+            await original(self, pkttype, pktid, packet)
+            ANSWER_ORDER.append(pktid)
+
+        task = asyncio.ensure_future(later())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    monkeypatch.setattr(handler, "_process_packet", out_of_order)
+    ANSWER_ORDER.clear()
+    server = AsyncsshServer(tmp_path_factory.mktemp("bare"), client_key)
+    try:
+        yield server.info
+    finally:
+        server.stop()
+
+
+def test_bare_reordering_server_download_and_upload_resume_byte_exact(
+    bare_reordering_server: ServerInfo, tmp_path: Path
+) -> None:
+    from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
+
+    source = tmp_path / "src.bin"
+    digest = write_random(source, 6 * MiB + 5, seed=82)
+    target = tmp_path / "dst.bin"
+    proxy = FaultProxy(bare_reordering_server.port)
+    try:
+        proxy.cut_after(3 * MiB)
+        with pytest.raises(TransferInterrupted):
+            fetch(bare_reordering_server, source, target, port=proxy.port)
+        result = fetch(bare_reordering_server, source, target, port=proxy.port)
+
+        uploaded = tmp_path / "remote" / "up.bin"
+        uploaded.parent.mkdir()
+        uploaded.write_bytes(b"an older version")
+        opener = session_factory(endpoint_for(bare_reordering_server, proxy.port))
+        options = UploadOptions(checkpoint_interval=0.05)
+        proxy.cut_after_sent(3 * MiB)
+        with pytest.raises(TransferInterrupted):
+            asyncio.run(upload_file(opener, target, str(uploaded), options, server="bare"))
+        sent = asyncio.run(upload_file(opener, target, str(uploaded), options, server="bare"))
+    finally:
+        proxy.stop()
+    overtaken = sum(1 for a, b in itertools.pairwise(ANSWER_ORDER) if b < a)
+    assert overtaken > 100, "the server must really answer out of order"
+    assert result.resumed_from > 0
+    assert sha256_file(target) == digest == result.sha256
+    assert sent.resumed_from > 0
+    assert sent.rename == "rename-aside", "no posix-rename@openssh.com: the documented fallback"
+    assert sha256_file(uploaded) == digest == sent.sha256
+    assert sorted(p.name for p in uploaded.parent.iterdir()) == ["up.bin"]
