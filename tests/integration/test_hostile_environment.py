@@ -73,8 +73,13 @@ def test_secrets_never_reach_logs_xcom_or_files(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow_provider_sftp_resume.operators import ResumableSFTPDownloadOperator
+    from airflow_provider_sftp_resume.operators import (
+        ResumableSFTPDirectoryDownloadOperator,
+        ResumableSFTPDownloadOperator,
+        ResumableSFTPUploadOperator,
+    )
     from tests.support.airflow_env import connection_json
+    from tests.support.faultproxy import FaultProxy
 
     encrypted = tmp_path / "enc_key"
     encrypted.write_bytes(openssh_server.client_key.private.read_bytes())
@@ -82,10 +87,15 @@ def test_secrets_never_reach_logs_xcom_or_files(
     subprocess.run(["ssh-keygen", "-q", "-p", "-N", SECRET_PASSPHRASE, "-f", str(encrypted)], check=True)
     key_text = encrypted.read_text()
     key_body = key_text.splitlines()[1]  # a line of the key material itself
+    proxy = FaultProxy(openssh_server.port)
     monkeypatch.setenv(
         "AIRFLOW_CONN_SFTP_SECRET_TEST",
         connection_json(
-            openssh_server, key_file=None, private_key=key_text, private_key_passphrase=SECRET_PASSPHRASE
+            openssh_server,
+            port=proxy.port,
+            key_file=None,
+            private_key=key_text,
+            private_key_passphrase=SECRET_PASSPHRASE,
         ),
     )
     source = tmp_path / "src.bin"
@@ -98,14 +108,39 @@ def test_secrets_never_reach_logs_xcom_or_files(
         remote_path=str(source),
         local_path=str(out_dir / "dst.bin"),
     )
-    with caplog.at_level(logging.DEBUG):
-        result = operator.execute({})  # type: ignore[arg-type]
-        # and a failing try, whose error message must not carry them either
-        operator.remote_path = str(tmp_path / "missing.bin")
-        with pytest.raises(Exception, match=r"missing\.bin") as failure:
-            operator.execute({})  # type: ignore[arg-type]
+    upload = ResumableSFTPUploadOperator(
+        task_id="u",
+        sftp_conn_id="sftp_secret_test",
+        local_path=str(source),
+        remote_path=str(tmp_path / "remote-in" / "up.bin"),
+        create_intermediate_dirs=True,
+        state_dir=str(out_dir),  # its resume sidecar is scanned too
+    )
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    write_random(tree / "a.csv", 5000)
+    mirror = ResumableSFTPDirectoryDownloadOperator(
+        task_id="m", sftp_conn_id="sftp_secret_test", remote_path=str(tree), local_dir=str(out_dir / "mirror")
+    )
+    try:
+        with caplog.at_level(logging.DEBUG):
+            result = operator.execute({})  # type: ignore[arg-type]
+            # and a failing try, whose error message must not carry them either
+            operator.remote_path = str(tmp_path / "missing.bin")
+            with pytest.raises(Exception, match=r"missing\.bin") as failure:
+                operator.execute({})  # type: ignore[arg-type]
+            proxy.cut_after_sent(MiB)  # an interrupted upload leaves its sidecar behind
+            with pytest.raises(Exception, match="Connection lost") as upload_failure:
+                upload.execute({})  # type: ignore[arg-type]
+            upload_sidecars = [p.read_text() for p in out_dir.glob("src.bin.upload-*.json")]
+            results = [upload.execute({}), mirror.execute({})]  # type: ignore[arg-type]
+    finally:
+        proxy.stop()
 
-    haystacks = [json.dumps(result), str(failure.value), repr(failure.value)]
+    assert list(out_dir.glob("src.bin.upload-*.json")) == [], "the finished upload removed its sidecar"
+    haystacks = [json.dumps(result), str(failure.value), repr(failure.value), json.dumps(results)]
+    assert len(upload_sidecars) == 1
+    haystacks += [str(upload_failure.value), repr(upload_failure.value), *upload_sidecars]
     printed = capfd.readouterr()  # Airflow 3 renders task logs to the process's stdout/stderr
     haystacks += [record.getMessage() for record in caplog.records] + [printed.out, printed.err]
     haystacks += [p.read_text(errors="replace") for p in out_dir.rglob("*") if p.is_file()]
