@@ -287,3 +287,33 @@ def asyncssh_refusing_server(
         yield server.info
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "x" * 200_000,  # huge
+        "{not json",
+        '{"format": "airflow-provider-sftp-resume/upload", "version": 1}',  # fields missing
+        '{"format": "airflow-provider-sftp-resume/upload", "version": 1, "server": "s", "remote_temp": "t",'
+        ' "local": {"size": 1, "mtime_ns": 1, "inode": 1}, "acknowledged": 99999999999}',  # absurd offset
+        '{"format": "airflow-provider-sftp-resume/upload", "version": 1, "server": "s", "remote_temp": "t",'
+        ' "local": {"size": true, "mtime_ns": 1, "inode": 1}, "acknowledged": 0}',  # wrong type
+    ],
+)
+def test_hostile_upload_sidecar_means_a_restart_not_a_crash(
+    openssh_server: ServerInfo, remote_dir: Path, local_dir: Path, hostile: str
+) -> None:
+    source = local_dir / "h.bin"
+    digest = write_random(source, 300_000, seed=12)
+    target = remote_dir / "h.bin"
+    endpoint = endpoint_for(openssh_server).describe()
+    UploadPaths.for_upload(source, f"{endpoint}{target}", None).sidecar.write_text(hostile)
+
+    result = upload(openssh_server, source, target)
+
+    assert result.resumed_from == 0
+    assert result.restart_reason is not None
+    assert "unusable" in result.restart_reason
+    assert sha256_file(target) == digest
+    assert target.stat().st_size == source.stat().st_size
