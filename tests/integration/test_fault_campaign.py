@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from tests.support.servers import ServerInfo
 
 
-def check(server: ServerInfo, scenarios: int, seed: int) -> None:
-    tally = run_campaign(endpoint_for(server), scenarios, seed)
+def check(server: ServerInfo, scenarios: int, seed: int, *, upload: bool = False) -> None:
+    tally = run_campaign(endpoint_for(server), scenarios, seed, upload=upload)
     print(tally.table())
     assert tally.failed_badly == 0, tally.bad[:5]
     assert tally.scenarios == scenarios
@@ -24,13 +24,15 @@ def check(server: ServerInfo, scenarios: int, seed: int) -> None:
     assert tally.succeeded > 0
 
 
-def test_campaign_sample(openssh_server: ServerInfo) -> None:
-    check(openssh_server, scenarios=10, seed=1)
+@pytest.mark.parametrize("upload", [False, True], ids=["download", "upload"])
+def test_campaign_sample(openssh_server: ServerInfo, upload: bool) -> None:
+    check(openssh_server, scenarios=10, seed=1, upload=upload)
 
 
 @pytest.mark.slow
-def test_campaign_200_scenarios(openssh_server: ServerInfo) -> None:
-    check(openssh_server, scenarios=200, seed=20261125)
+@pytest.mark.parametrize("upload", [False, True], ids=["download", "upload"])
+def test_campaign_200_scenarios(openssh_server: ServerInfo, upload: bool) -> None:
+    check(openssh_server, scenarios=200, seed=20261125, upload=upload)
 
 
 @pytest.mark.parametrize(

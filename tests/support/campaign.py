@@ -1,7 +1,8 @@
 """
-A seeded, randomized fault campaign against the real download engine.
+A seeded, randomized fault campaign against the real download and upload engines.
 
-Each scenario downloads one file over several tries. Before a try the remote file may change
+Each scenario transfers one file over several tries (a download, or with ``--upload`` an upload).
+Before a try the source file (remote for a download, local for an upload) may change
 (same-size rewrite with or without its mtime restored, append, truncate, delete, replaced by a
 directory); during a try the link may be cut at a random byte, stall past the stall timeout, or the
 process doing the try may be killed with SIGKILL at a random moment, or at a chosen point of the
@@ -9,11 +10,12 @@ durability path: just before or after the n-th ``os.replace`` (sidecar writes an
 ``os.fsync`` or ``os.unlink`` (sidecar and lock removal). The try runs in a child process for that;
 the child sends the SIGKILL to itself at that point. A last, undisturbed try follows.
 
-After every try the campaign checks the promise: the try either succeeded and ``local_path`` holds
-exactly the remote file as it stood during that try, or it failed and ``local_path`` holds nothing
-new (absent, or the last complete file an earlier try published). Anything else is *failed badly*.
+After every try the campaign checks the promise: the try either succeeded and the destination holds
+exactly the source as it stood during that try, or it failed and the destination holds nothing new
+(absent, or the last complete file an earlier try published). Anything else is *failed badly*.
 
-Run it as a script for a table: ``.venv/bin/python -m tests.support.campaign --scenarios 200``.
+Run it as a script for a table: ``.venv/bin/python -m tests.support.campaign --scenarios 200``
+(add ``--upload`` for uploads).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ from typing import Any
 from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import TransferError
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
+from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
 from tests.support.faultproxy import FaultProxy
 
 KiB, MiB = 1024, 1024 * 1024
 #: Sizes at the edges of reads, packets and windows, plus random ones.
 EDGE_SIZES = (0, 1, 32 * KiB - 1, 32 * KiB, 32 * KiB + 1, 256 * KiB - 1, 256 * KiB, 256 * KiB + 1, 2 * MiB)
-REMOTE_CHANGES = ("rewrite_same_size", "rewrite_keep_mtime", "append", "truncate", "delete", "make_dir")
+SOURCE_CHANGES = ("rewrite_same_size", "rewrite_keep_mtime", "append", "truncate", "delete", "make_dir")
 FAULTS = ("none", "cut", "cut", "stall", "kill", "kill_at")
 #: Where a ``kill_at`` fault strikes: these calls carry the sidecar writes, fsyncs and the final rename.
 KILL_POINTS = ("replace", "fsync", "unlink")
@@ -116,12 +119,21 @@ def _child_try(job_text: str) -> None:
     if job.get("kill_at"):
         _kill_self_at(*job["kill_at"])
     session = SFTPSessionFactory.from_dict(job["session"])
-    options = DownloadOptions(checkpoint_interval=0.02, stall_timeout=STALL_TIMEOUT)
+    print(json.dumps(_transfer(session, job["source"], job["dest"], job["server"])), flush=True)
+
+
+def _transfer(session: SFTPSessionFactory, source: str, dest: str, server: str | None) -> dict[str, Any]:
+    """One try: a download, or an upload when ``server`` (the destination's identity) is given."""
     try:
-        result = asyncio.run(download_file(session, job["remote"], job["local"], options))
-        print(json.dumps({"ok": result.to_dict()}), flush=True)
+        if server is None:
+            options = DownloadOptions(checkpoint_interval=0.02, stall_timeout=STALL_TIMEOUT)
+            result: Any = asyncio.run(download_file(session, source, dest, options))
+        else:
+            sending = UploadOptions(checkpoint_interval=0.02, stall_timeout=STALL_TIMEOUT)
+            result = asyncio.run(upload_file(session, source, dest, sending, server=server))
     except TransferError as exc:
-        print(json.dumps({"error": type(exc).__name__}), flush=True)
+        return {"error": type(exc).__name__}
+    return {"ok": result.to_dict()}
 
 
 class Campaign:
@@ -131,10 +143,12 @@ class Campaign:
     :param endpoint: how to reach the server directly
     :param workdir: where remote and local files live
     :param seed: makes the campaign repeatable
+    :param upload: run uploads (local source, remote destination) instead of downloads
     """
 
-    def __init__(self, endpoint: SSHEndpoint, workdir: Path, seed: int) -> None:
+    def __init__(self, endpoint: SSHEndpoint, workdir: Path, seed: int, *, upload: bool = False) -> None:
         self.endpoint = endpoint
+        self.upload = upload
         self.workdir = workdir
         self.random = random.Random(seed)
         self.tally = Tally()
@@ -147,61 +161,65 @@ class Campaign:
         proxied = SSHEndpoint(**{**self.endpoint.__dict__, "port": self.proxy.port})
         return SFTPSessionFactory(proxied, attempts=1, max_wait=0.1)
 
-    def _write_remote(self, path: Path, size: int) -> None:
+    def _write_source(self, path: Path, size: int) -> None:
         path.write_bytes(self.random.randbytes(size))
 
-    def _change_remote(self, remote: Path, change: str) -> None:
-        if remote.is_dir():
-            shutil.rmtree(remote)
-            self._write_remote(remote, self.random.randrange(0, 3 * MiB))
+    def _change_source(self, source: Path, change: str) -> None:
+        if source.is_dir():
+            shutil.rmtree(source)
+            self._write_source(source, self.random.randrange(0, 3 * MiB))
             return
-        if not remote.exists():
-            self._write_remote(remote, self.random.randrange(0, 3 * MiB))
+        if not source.exists():
+            self._write_source(source, self.random.randrange(0, 3 * MiB))
             return
-        before = remote.stat()
+        before = source.stat()
         if change in ("rewrite_same_size", "rewrite_keep_mtime"):
-            self._write_remote(remote, before.st_size)
+            self._write_source(source, before.st_size)
             if change == "rewrite_keep_mtime":
-                os.utime(remote, ns=(before.st_atime_ns, before.st_mtime_ns))
+                os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
         elif change == "append":
-            with open(remote, "ab") as handle:
+            with open(source, "ab") as handle:
                 handle.write(self.random.randbytes(self.random.randrange(1, 200 * KiB)))
         elif change == "truncate":
-            os.truncate(remote, self.random.randrange(0, max(1, before.st_size)))
+            os.truncate(source, self.random.randrange(0, max(1, before.st_size)))
         elif change == "delete":
-            remote.unlink()
+            source.unlink()
         elif change == "make_dir":
-            remote.unlink()
-            remote.mkdir()
+            source.unlink()
+            source.mkdir()
 
     def scenario(self, number: int) -> None:
         base = self.workdir / f"s{number}"
         base.mkdir()
-        remote, local = base / "remote.bin", base / "local" / "file.bin"
-        local.parent.mkdir()
+        source, dest = base / "source.bin", base / "destination" / "file.bin"
+        dest.parent.mkdir()
         size = (
             self.random.choice(EDGE_SIZES)
             if self.random.random() < 0.4
             else self.random.randrange(0, 12 * MiB)
         )
-        self._write_remote(remote, size)
+        self._write_source(source, size)
         published: set[str | None] = {None}
-        wire_before = self.proxy.server_to_client
+        wire_before = self._wire()
         tries = self.random.randrange(1, 5)
         for attempt in range(tries + 1):
             last = attempt == tries
             if attempt and self.random.random() < 0.3:
-                self._change_remote(remote, self.random.choice(REMOTE_CHANGES))
+                self._change_source(source, self.random.choice(SOURCE_CHANGES))
             fault = "none" if last else self.random.choice(FAULTS)
-            self.one_try(remote, local, fault, published, final=last)
-        self.tally.wire_bytes += self.proxy.server_to_client - wire_before
+            self.one_try(source, dest, fault, published, final=last)
+        self.tally.wire_bytes += self._wire() - wire_before
         self.tally.scenarios += 1
         shutil.rmtree(base, ignore_errors=True)
 
+    def _wire(self) -> int:
+        """Bytes that carried file content so far: server-to-client for downloads, the reverse for uploads."""
+        return self.proxy.client_to_server if self.upload else self.proxy.server_to_client
+
     def one_try(
         self,
-        remote: Path,
-        local: Path,
+        source: Path,
+        dest: Path,
         fault: str,
         published: set[str | None],
         *,
@@ -218,24 +236,26 @@ class Campaign:
         """
         self.tally.tries += 1
         self.proxy.heal()
-        expected = _digest(remote)
-        size = remote.stat().st_size if remote.is_file() else 0
-        if fault == "cut":
+        expected = _digest(source)
+        size = source.stat().st_size if source.is_file() else 0
+        if fault == "cut" and self.upload:
+            self.proxy.cut_after_sent(self.random.randrange(0, max(1, size) + 64 * KiB))
+        elif fault == "cut":
             self.proxy.cut_after(self.random.randrange(0, max(1, size) + 64 * KiB))
         elif fault == "stall":
             self.proxy.stall_after(self.random.randrange(0, max(1, size) + 64 * KiB))
         if fault == "kill":
-            outcome = self._killed_try(remote, local)
+            outcome = self._killed_try(source, dest)
         elif fault == "kill_at":
             point = kill_at or (
                 self.random.choice(KILL_POINTS),
                 self.random.randrange(1, 8),
                 self.random.random() < 0.5,
             )
-            outcome = self._killed_try(remote, local, kill_at=point)
+            outcome = self._killed_try(source, dest, kill_at=point)
         else:
-            outcome = self._in_process_try(remote, local)
-        now = _digest(local)
+            outcome = self._in_process_try(source, dest)
+        now = _digest(dest)
         if "ok" in outcome:
             result = outcome["ok"]
             if now == expected == result["sha256"]:
@@ -245,41 +265,41 @@ class Campaign:
                 if final:
                     self.tally.succeeded += 1
                 return outcome
-            self._bad(f"{remote}: success reported but local {now} != remote {expected}")
+            self._bad(f"{source}: success reported but destination {now} != source {expected}")
             return outcome
         if now == expected and now not in published:
             # Killed after publishing and before reporting: a complete, correct file is no harm.
-            self.tally.bytes_needed += remote.stat().st_size
+            self.tally.bytes_needed += source.stat().st_size
             published.add(now)
         if now not in published:
-            self._bad(f"{remote}: failed try ({outcome}) left an unpublished file at local_path")
+            self._bad(f"{source}: failed try ({outcome}) left an unpublished file at the destination")
         elif final:
-            if outcome.get("error") in ("RemoteFileNotFound", "RemotePathError"):
+            if outcome.get("error") in ("RemoteFileNotFound", "RemotePathError", "LocalPathError"):
                 self.tally.failed_cleanly += 1
             else:
-                self._bad(f"{remote}: undisturbed last try failed: {outcome}")
+                self._bad(f"{source}: undisturbed last try failed: {outcome}")
         return outcome
 
     def _bad(self, message: str) -> None:
         self.tally.failed_badly += 1
         self.tally.bad.append(message)
 
-    def _in_process_try(self, remote: Path, local: Path) -> dict[str, Any]:
-        options = DownloadOptions(checkpoint_interval=0.02, stall_timeout=STALL_TIMEOUT)
-        try:
-            result = asyncio.run(download_file(self._factory(), str(remote), local, options))
-        except TransferError as exc:
-            return {"error": type(exc).__name__}
-        return {"ok": result.to_dict()}
+    def _server(self) -> str | None:
+        """The destination's identity for uploads (the direct endpoint, whichever port the proxy has)."""
+        return self.endpoint.describe() if self.upload else None
+
+    def _in_process_try(self, source: Path, dest: Path) -> dict[str, Any]:
+        return _transfer(self._factory(), str(source), str(dest), self._server())
 
     def _killed_try(
-        self, remote: Path, local: Path, kill_at: tuple[str, int, bool] | None = None
+        self, source: Path, dest: Path, kill_at: tuple[str, int, bool] | None = None
     ) -> dict[str, Any]:
         self.proxy.set_rtt(0.004)  # slow enough that a kill lands mid-transfer
         job = {
             "session": self._factory().to_dict(),
-            "remote": str(remote),
-            "local": str(local),
+            "source": str(source),
+            "dest": str(dest),
+            "server": self._server(),
             "kill_at": kill_at,
         }
         child = subprocess.Popen(
@@ -313,10 +333,10 @@ class Campaign:
         return {"error": "killed"}
 
 
-def run_campaign(endpoint: SSHEndpoint, scenarios: int, seed: int) -> Tally:
-    """Run ``scenarios`` scenarios and return the tally."""
+def run_campaign(endpoint: SSHEndpoint, scenarios: int, seed: int, *, upload: bool = False) -> Tally:
+    """Run ``scenarios`` scenarios (downloads, or uploads) and return the tally."""
     with tempfile.TemporaryDirectory(prefix="sftp-resume-campaign-") as workdir:
-        campaign = Campaign(endpoint, Path(workdir), seed)
+        campaign = Campaign(endpoint, Path(workdir), seed, upload=upload)
         try:
             for number in range(scenarios):
                 campaign.scenario(number)
@@ -335,6 +355,7 @@ def main() -> int:
     )
     parser.add_argument("--scenarios", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--upload", action="store_true", help="uploads instead of downloads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sftp-resume-sshd-") as workdir:
         key = make_key(Path(workdir) / "id_ed25519")
@@ -351,10 +372,11 @@ def main() -> int:
                 keepalive_interval=0,
             )
             started = time.monotonic()
-            tally = run_campaign(endpoint, args.scenarios, args.seed)
+            tally = run_campaign(endpoint, args.scenarios, args.seed, upload=args.upload)
         finally:
             server.stop()
-    print(f"Fault campaign, seed {args.seed}, {time.monotonic() - started:.0f} s\n")
+    kind = "uploads" if args.upload else "downloads"
+    print(f"Fault campaign ({kind}), seed {args.seed}, {time.monotonic() - started:.0f} s\n")
     print(tally.table())
     for line in tally.bad[:20]:
         print("BAD:", line)
