@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
@@ -26,7 +26,7 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.fill import SegmentFiller, answer_within, close_quietly
+from airflow_provider_sftp_resume.core.fill import SegmentFiller, close_quietly
 from airflow_provider_sftp_resume.core.hashing import TrailingHasher
 from airflow_provider_sftp_resume.core.localfiles import (
     LocalPaths,
@@ -41,6 +41,7 @@ from airflow_provider_sftp_resume.core.localfiles import (
 )
 from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
 from airflow_provider_sftp_resume.core.progress import format_bytes
 from airflow_provider_sftp_resume.core.segments import (
     MIN_SEGMENT_SIZE,
@@ -60,8 +61,6 @@ from airflow_provider_sftp_resume.core.verify import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
     from airflow_provider_sftp_resume.core.remote import (
         RemoteFileSystem,
         RemoteReader,
@@ -72,29 +71,18 @@ if TYPE_CHECKING:
 MAX_CONNECTIONS = 16
 #: Bytes given back on a full disk so that the checkpoint can still be written.
 DISK_FULL_GIVE_BACK = 1024 * 1024  # 1 MiB
-T = TypeVar("T")
 
 log = engine_logger(__name__)
 
 
 @dataclass(frozen=True)
-class DownloadOptions:
+class DownloadOptions(TransferOptions):
     """
-    How one download behaves.
+    How one download behaves: the shared knobs of :class:`~.options.TransferOptions`, and these.
 
     :param verify: checks that prove kept bytes are still valid before resuming (see :mod:`.verify`)
-    :param create_intermediate_dirs: create missing parent directories of the local path
     :param expected_sha256: hex sha256 the finished file must have; a fresh download that does not
         match fails without retry
-    :param stall_timeout: seconds without any data before the link is treated as dead
-    :param checkpoint_interval: seconds between checkpoints (fsync + sidecar) during the transfer
-    :param progress_interval: seconds between progress lines in the log
-    :param skip_unchanged: leave an existing complete target alone when it provably matches the
-        remote file (same size, same mtime, same last 64 KiB; and ``expected_sha256`` if given)
-    :param preserve_mtime: give the local file the remote file's modification time
-    :param block_size: bytes per read request; ``None`` asks the server's advertised maximum
-    :param max_requests: read requests in flight per connection; ``None`` shares about 32 MiB in
-        flight among the connections
     :param max_connections: connections used for one large file (split into that many segments,
         each resumed on its own, the extra ones read by worker processes, one CPU each); ``None``
         means 1, the fastest on the benchmark machine; 1 also suits servers that dislike several
@@ -104,26 +92,13 @@ class DownloadOptions:
     """
 
     verify: tuple[VerifyCheck, ...] = field(default_factory=lambda: parse_verify(DEFAULT_VERIFY))
-    create_intermediate_dirs: bool = False
     expected_sha256: str | None = None
-    stall_timeout: float = 60.0
-    checkpoint_interval: float = 0.5
-    progress_interval: float = 30.0
-    skip_unchanged: bool = True
-    preserve_mtime: bool = True
-    block_size: int | None = None
-    max_requests: int | None = None
     max_connections: int | None = None
     min_segment_size: int = MIN_SEGMENT_SIZE
 
     def __post_init__(self) -> None:
-        for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
-        for name in ("block_size", "max_requests", "max_connections", "min_segment_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+        super().__post_init__()
+        self._check_counts("max_connections", "min_segment_size")
         if self.max_connections is not None and self.max_connections > MAX_CONNECTIONS:
             raise ValueError(f"max_connections must be at most {MAX_CONNECTIONS}, got {self.max_connections}")
         if self.expected_sha256 is not None:
@@ -249,21 +224,12 @@ class _DownloadTry:
         self.verification_bytes = 0
         self.transferred = 0
         self.first_byte_at: float | None = None
-        self.rtt = float("inf")  # seconds; the smallest duration of a small request seen so far
-
-    async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
-        """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
-        return await answer_within(awaitable, self.options.stall_timeout, what)
-
-    async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
-        """Await a small request, and take its duration as a sample of the round-trip time."""
-        sent = time.monotonic()
-        result = await self._bounded(awaitable, what)
-        self.rtt = min(self.rtt, time.monotonic() - sent)
-        return result
+        self.requests = RequestTimer(options.stall_timeout)
 
     async def run(self) -> DownloadResult:
-        remote = await self._timed(self.fs.stat(self.remote_path), "reading the remote file's attributes")
+        remote = await self.requests.timed(
+            self.fs.stat(self.remote_path), "reading the remote file's attributes"
+        )
         if remote.is_dir:
             raise RemotePathError(
                 f"Remote path {self.remote_path} is a directory. Give the path of a file; "
@@ -278,9 +244,9 @@ class _DownloadTry:
             format_bytes(remote.size),
             remote.mtime,
         )
-        reader = await self._timed(self.fs.open_reader(self.remote_path), "opening the remote file")
+        reader = await self.requests.timed(self.fs.open_reader(self.remote_path), "opening the remote file")
         try:
-            if self.options.skip_unchanged and await self._bounded(
+            if self.options.skip_unchanged and await self.requests.bounded(
                 self._target_matches(reader, remote), "comparing the existing target"
             ):
                 return self._skipped(remote)
@@ -355,7 +321,7 @@ class _DownloadTry:
                 state, reason = None, "the .part file is shorter than its resume state says"
 
         if state is not None and state.durable_bytes > 0:
-            verdict = await self._bounded(
+            verdict = await self.requests.bounded(
                 verify_kept_bytes(state, remote, reader, fd, self.options.verify), "verifying kept bytes"
             )
             self.verification_bytes += verdict.bytes_read
@@ -364,7 +330,7 @@ class _DownloadTry:
             reason = verdict.failure
 
         # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0.
-        fingerprint, read = await self._bounded(
+        fingerprint, read = await self.requests.bounded(
             take_fingerprint(reader, self.remote_path, remote, self.options.verify),
             "fingerprinting the remote file",
         )
@@ -406,7 +372,7 @@ class _DownloadTry:
                 await filler.run(reader, self._connections(), self._pipeline_shape)
                 self.transferred, self.first_byte_at = filler.transferred, filler.first_byte_at
                 self._check_complete(fd, checkpointer.written)
-                await self._bounded(
+                await self.requests.bounded(
                     self._check_unchanged(reader, remote, state), "re-checking the remote file"
                 )
                 await checkpointer.flush()
@@ -505,7 +471,7 @@ class _DownloadTry:
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:
         """Block size and requests in flight per stream, sized to the measured round trip."""
         block = self.options.block_size or self.fs.max_read_len
-        requests = self.options.max_requests or requests_in_flight(block, self.rtt, streams)
+        requests = self.options.max_requests or requests_in_flight(block, self.requests.rtt, streams)
         return block, requests
 
     def _check_complete(self, fd: int, state: ResumeState) -> None:

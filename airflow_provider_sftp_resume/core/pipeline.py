@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_sftp_resume.core.errors import RemoteChanged, SourceChanged, TransferStalled
 
@@ -64,15 +64,8 @@ async def pipelined_read(
     try:
         fill()
         while queue:
-            offset, length, task = queue[0]
-            done, _ = await asyncio.wait({task}, timeout=stall_timeout)
-            if not done:
-                raise TransferStalled(
-                    f"No data for {stall_timeout:g} s at offset {offset}; treating the link as dead.",
-                    offset=offset,
-                )
-            queue.popleft()
-            data = task.result()[:length]  # a server must not send more than asked
+            offset, length, result = await _oldest(queue, stall_timeout, "No data")
+            data = result[:length]  # a server must not send more than asked
             if not data:
                 raise RemoteChanged(
                     f"The remote file ended at byte {offset}, before the expected {end}; it was "
@@ -84,10 +77,7 @@ async def pipelined_read(
             fill()
             yield offset, data
     finally:
-        for _, _, task in queue:
-            task.cancel()
-        if queue:
-            await asyncio.gather(*(t for _, _, t in queue), return_exceptions=True)
+        await _cancel_all(queue)
 
 
 async def pipelined_write(
@@ -137,20 +127,37 @@ async def pipelined_write(
     try:
         fill()
         while queue:
-            offset, length, task = queue[0]
-            done, _ = await asyncio.wait({task}, timeout=stall_timeout)
-            if not done:
-                raise TransferStalled(
-                    f"No acknowledgement for {stall_timeout:g} s at offset {offset}; treating the link "
-                    "as dead.",
-                    offset=offset,
-                )
-            queue.popleft()
-            task.result()
+            offset, length, _ = await _oldest(queue, stall_timeout, "No acknowledgement")
             fill()
             yield offset + length
     finally:
-        for _, _, task in queue:
-            task.cancel()
-        if queue:
-            await asyncio.gather(*(t for _, _, t in queue), return_exceptions=True)
+        await _cancel_all(queue)
+
+
+R = TypeVar("R")
+_Queue = collections.deque[tuple[int, int, "asyncio.Task[R]"]]
+
+
+async def _oldest(queue: _Queue[R], stall_timeout: float, nothing: str) -> tuple[int, int, R]:
+    """
+    Wait for the oldest request in ``queue`` and take it off: ``(offset, length, result)``.
+
+    :raises TransferStalled: it did not complete within ``stall_timeout`` seconds
+    """
+    offset, length, task = queue[0]
+    done, _ = await asyncio.wait({task}, timeout=stall_timeout)
+    if not done:
+        raise TransferStalled(
+            f"{nothing} for {stall_timeout:g} s at offset {offset}; treating the link as dead.",
+            offset=offset,
+        )
+    queue.popleft()
+    return offset, length, task.result()
+
+
+async def _cancel_all(queue: _Queue[R]) -> None:
+    """Cancel the requests still in flight and wait until they are gone."""
+    for _, _, task in queue:
+        task.cancel()
+    if queue:
+        await asyncio.gather(*(t for _, _, t in queue), return_exceptions=True)

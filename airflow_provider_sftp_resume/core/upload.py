@@ -26,11 +26,12 @@ from airflow_provider_sftp_resume.core.errors import (
     SourceChanged,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.fill import answer_within, close_quietly
+from airflow_provider_sftp_resume.core.fill import close_quietly
 from airflow_provider_sftp_resume.core.hashing import TrailingHasher
 from airflow_provider_sftp_resume.core.localfiles import read_sidecar, remove_quietly, write_sidecar
 from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
 from airflow_provider_sftp_resume.core.pipeline import pipelined_write
 from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
 from airflow_provider_sftp_resume.core.state import UnusableState
@@ -39,9 +40,6 @@ from airflow_provider_sftp_resume.core.upload_state import LocalIdentity, Upload
 from airflow_provider_sftp_resume.core.verify import OVERLAP_LENGTH, TAIL_LENGTH, read_exact
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-    from typing import TypeVar
-
     from airflow_provider_sftp_resume.core.remote import (
         RemoteFileSystem,
         RemoteReader,
@@ -49,7 +47,6 @@ if TYPE_CHECKING:
         SessionFactory,
     )
 
-    T = TypeVar("T")
 
 log = engine_logger(__name__)
 
@@ -57,43 +54,21 @@ DEFAULT_TEMP_SUFFIX = ".part"
 
 
 @dataclass(frozen=True)
-class UploadOptions:
+class UploadOptions(TransferOptions):
     """
-    How one upload behaves.
+    How one upload behaves: the shared knobs of :class:`~.options.TransferOptions` (for an upload,
+    ``create_intermediate_dirs`` creates remote directories, ``preserve_mtime`` is tried and a server
+    that refuses only costs a warning, ``skip_unchanged`` compares the remote file), and these.
 
     :param temp_suffix: appended to the remote path for the temporary file (``.part``)
-    :param create_intermediate_dirs: create missing remote parent directories
-    :param stall_timeout: seconds without any acknowledgement before the link is treated as dead
-    :param checkpoint_interval: seconds between sidecar updates during the transfer
-    :param progress_interval: seconds between progress lines in the log
-    :param skip_unchanged: leave the remote file alone when it provably matches the local file
-        (same size, same mtime, same last 64 KiB)
-    :param preserve_mtime: try to give the remote file the local modification time (a server that
-        refuses only costs a warning)
     :param state_dir: local directory for the resume sidecar; the source file's directory if ``None``
-    :param block_size: bytes per write request; ``None`` uses the server's advertised maximum
-    :param max_requests: write requests in flight; ``None`` sizes it to the round trip
     """
 
     temp_suffix: str = DEFAULT_TEMP_SUFFIX
-    create_intermediate_dirs: bool = False
-    stall_timeout: float = 60.0
-    checkpoint_interval: float = 0.5
-    progress_interval: float = 30.0
-    skip_unchanged: bool = True
-    preserve_mtime: bool = True
     state_dir: str | None = None
-    block_size: int | None = None
-    max_requests: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
-        for name in ("block_size", "max_requests"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+        super().__post_init__()
         suffix = self.temp_suffix
         if not isinstance(suffix, str) or not suffix or "/" in suffix or suffix in (".", ".."):
             raise ValueError(
@@ -230,16 +205,7 @@ class _UploadTry:
         self.transferred = 0
         self.verification_bytes = 0
         self.checkpoints = 0
-        self.rtt = float("inf")
-
-    async def _bounded(self, awaitable: Awaitable[T], what: str) -> T:
-        return await answer_within(awaitable, self.options.stall_timeout, what)
-
-    async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
-        sent = time.monotonic()
-        result = await self._bounded(awaitable, what)
-        self.rtt = min(self.rtt, time.monotonic() - sent)
-        return result
+        self.requests = RequestTimer(options.stall_timeout)
 
     def _resolved_source(self) -> Path:
         """The source with links resolved (the hasher never follows a link itself)."""
@@ -247,7 +213,7 @@ class _UploadTry:
 
     async def _stat_or_none(self, path: str, what: str) -> RemoteStat | None:
         try:
-            return await self._timed(self.fs.stat(path), what)
+            return await self.requests.timed(self.fs.stat(path), what)
         except RemoteFileNotFound:
             return None
 
@@ -290,15 +256,21 @@ class _UploadTry:
         mtime_preserved = None
         if self.options.preserve_mtime:
             mtime = self.identity.mtime_ns // 1_000_000_000
-            mtime_preserved = await self._bounded(self.fs.set_mtime(self.temp_path, mtime), "setting mtime")
+            mtime_preserved = await self.requests.bounded(
+                self.fs.set_mtime(self.temp_path, mtime), "setting mtime"
+            )
             if not mtime_preserved:
                 self.log.warning(
                     "The server refused to set the modification time of %s (common on object-storage "
                     "backed SFTP); the upload goes on without it.",
                     self.temp_path,
                 )
-        rename = await self._bounded(self.fs.replace(self.temp_path, self.remote_path), "renaming into place")
-        remote_size = (await self._bounded(self.fs.stat(self.remote_path), "checking the result")).size
+        rename = await self.requests.bounded(
+            self.fs.replace(self.temp_path, self.remote_path), "renaming into place"
+        )
+        remote_size = (
+            await self.requests.bounded(self.fs.stat(self.remote_path), "checking the result")
+        ).size
         if remote_size != size:
             raise IntegrityError(
                 f"After the rename the server reports {remote_size} bytes for {self.remote_path}, "
@@ -335,7 +307,7 @@ class _UploadTry:
                     f"The remote directory {parent} does not exist. Create it, or set "
                     "create_intermediate_dirs=True."
                 )
-            await self._bounded(self.fs.make_dirs(parent), "creating the remote directory")
+            await self.requests.bounded(self.fs.make_dirs(parent), "creating the remote directory")
         elif not directory.is_dir:
             raise RemotePathError(f"{parent} on the server is not a directory; fix remote_path.")
         target = await self._stat_or_none(self.remote_path, "reading the remote file's attributes")
@@ -358,9 +330,11 @@ class _UploadTry:
         return await self._same_bytes(remote, start, length)
 
     async def _same_bytes(self, remote: str, start: int, length: int) -> bool:
-        reader: RemoteReader = await self._bounded(self.fs.open_reader(remote), f"opening {remote}")
+        reader: RemoteReader = await self.requests.bounded(self.fs.open_reader(remote), f"opening {remote}")
         try:
-            remote_bytes = await self._bounded(read_exact(reader, start, length), f"reading back {remote}")
+            remote_bytes = await self.requests.bounded(
+                read_exact(reader, start, length), f"reading back {remote}"
+            )
         finally:
             await close_quietly(reader)
         self.verification_bytes += len(remote_bytes)
@@ -416,12 +390,12 @@ class _UploadTry:
 
     async def _send(self, state: UploadState) -> None:
         size = self.identity.size
-        writer = await self._timed(
+        writer = await self.requests.timed(
             self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0),
             "opening the remote temporary file",
         )
         block = self.options.block_size or self.fs.max_write_len
-        requests = self.options.max_requests or requests_in_flight(block, self.rtt, 1)
+        requests = self.options.max_requests or requests_in_flight(block, self.requests.rtt, 1)
         progress = ProgressReporter(
             self.log, size, state.acknowledged, interval=self.options.progress_interval
         )
@@ -440,7 +414,7 @@ class _UploadTry:
                 progress.update(acknowledged)
                 if time.monotonic() - saved_at >= self.options.checkpoint_interval:
                     saved, saved_at = self._checkpoint(saved, acknowledged), time.monotonic()
-            await self._bounded(writer.flush(), "flushing the remote file")
+            await self.requests.bounded(writer.flush(), "flushing the remote file")
         except BaseException:
             with contextlib.suppress(Exception):
                 self._checkpoint(saved, state.acknowledged + self.transferred)
@@ -474,7 +448,7 @@ class _UploadTry:
                 "temporary file may mix two versions, so the next try starts over from byte 0."
             )
         size = self.identity.size
-        temp = await self._bounded(self.fs.stat(self.temp_path), "checking the remote temporary file")
+        temp = await self.requests.bounded(self.fs.stat(self.temp_path), "checking the remote temporary file")
         if temp.size != size:
             raise TransferInterrupted(
                 f"The remote temporary file {self.temp_path} has {temp.size} bytes after the upload, "

@@ -1,0 +1,75 @@
+"""What every transfer shares: the timing and behaviour knobs, and requests bounded by the stall timeout."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from airflow_provider_sftp_resume.core.fill import answer_within
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """
+    Knobs shared by downloads and uploads.
+
+    :param create_intermediate_dirs: create missing parent directories of the destination
+    :param stall_timeout: seconds without any progress before the link is treated as dead
+    :param checkpoint_interval: seconds between checkpoints during the transfer
+    :param progress_interval: seconds between progress lines in the log
+    :param skip_unchanged: leave a destination alone when it provably matches the source (same size,
+        same mtime, same last 64 KiB)
+    :param preserve_mtime: give the destination the source's modification time
+    :param block_size: bytes per request; ``None`` uses the server's advertised maximum
+    :param max_requests: requests in flight per connection; ``None`` sizes it to the round trip
+    """
+
+    create_intermediate_dirs: bool = False
+    stall_timeout: float = 60.0
+    checkpoint_interval: float = 0.5
+    progress_interval: float = 30.0
+    skip_unchanged: bool = True
+    preserve_mtime: bool = True
+    block_size: int | None = None
+    max_requests: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+        self._check_counts("block_size", "max_requests")
+
+    def _check_counts(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+
+
+class RequestTimer:
+    """
+    Await small requests within the stall timeout, and learn the round-trip time from them.
+
+    :param stall_timeout: seconds a request may take before the link counts as dead
+    """
+
+    def __init__(self, stall_timeout: float) -> None:
+        self.stall_timeout = stall_timeout
+        self.rtt = float("inf")  # seconds; the smallest duration of a small request seen so far
+
+    async def bounded(self, awaitable: Awaitable[T], what: str) -> T:
+        """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
+        return await answer_within(awaitable, self.stall_timeout, what)
+
+    async def timed(self, awaitable: Awaitable[T], what: str) -> T:
+        """Await a small request, and take its duration as a sample of the round-trip time."""
+        sent = time.monotonic()
+        result = await self.bounded(awaitable, what)
+        self.rtt = min(self.rtt, time.monotonic() - sent)
+        return result
