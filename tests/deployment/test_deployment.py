@@ -226,6 +226,13 @@ def check_clear_downloads_again(api: AirflowAPI, scenario: Scenario) -> dict[str
     return ti
 
 
+def check_no_secrets(deployment: AirflowDeployment, server: ServerInfo) -> None:
+    """No log or file the deployment wrote holds a password, a secret key or the client's private key."""
+    key_lines = server.client_key.private.read_text().splitlines()[1:-1]
+    leaks = deployment.files_containing([*deployment.secrets(), *key_lines])
+    assert not leaks, leaks
+
+
 def take_screenshot(deployment: AirflowDeployment, run_id: str) -> None:
     """Run ``scripts/screenshot_ui.py`` against this deployment when ``SFTP_RESUME_SCREENSHOT`` asks."""
     target = os.environ.get("SFTP_RESUME_SCREENSHOT")
@@ -263,6 +270,7 @@ def test_local_executor_retry_resumes(
         check_resumed(api, scenario)
         take_screenshot(local_deployment, scenario.run_id)
         check_clear_downloads_again(api, scenario)
+        check_no_secrets(local_deployment, openssh_server)
     finally:
         proxy.stop()
     print(f"LocalExecutor scenario: {time.monotonic() - started:.0f} s after the deployment was up")
@@ -292,6 +300,7 @@ def test_celery_retry_resumes_on_the_other_worker(
         assert tries[1]["hostname"] in celery_deployment.workers
         assert tries[1]["hostname"] != tries[0]["hostname"], "the retry must run on the other worker"
         check_clear_downloads_again(api, scenario)
+        check_no_secrets(celery_deployment, openssh_server)
     finally:
         proxy.stop()
     print(f"CeleryExecutor scenario: {time.monotonic() - started:.0f} s after the deployment was up")

@@ -489,6 +489,28 @@ class AirflowDeployment:
             parts.insert(0, f"===== db migrate\n{migrate.read_text(errors='replace')[-4000:]}")
         return "\n".join(parts)
 
+    def secrets(self) -> list[str]:
+        """The deployment's secrets: UI password, DB password, JWT secret, API secret key, Fernet key."""
+        db_password = self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("://", 1)[1].split("@")[0]
+        keys = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
+        return [self.password, db_password.split(":", 1)[1], *(self.env[k] for k in keys)]
+
+    def files_containing(self, needles: list[str]) -> list[str]:
+        """
+        Files written by the deployment (its logs, task logs, generated config) that contain any of
+        ``needles``; the password file the admin's password lives in is not searched.
+
+        :param needles: strings that must not be written anywhere
+        """
+        found = []
+        paths = [*self.home.rglob("*"), *(s.log_path for s in self.backing)]
+        for path in paths:
+            if not path.is_file() or path.name == "simple_auth_manager_passwords.json":
+                continue
+            text = path.read_bytes()
+            found.extend(f"{path}: {needle[:4]}..." for needle in needles if needle.encode() in text)
+        return found
+
     def api(self) -> AirflowAPI:
         """A REST API client logged in as the admin user."""
         return AirflowAPI.login(self.base_url, self.username, self.password)
