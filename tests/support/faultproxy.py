@@ -9,7 +9,9 @@ It runs its own event loop in a thread and forwards 127.0.0.1:<port> to the serv
 - :meth:`FaultProxy.stall_after`: after N more server-to-client bytes, stop forwarding anything in
   either direction while keeping the sockets open (a black-holed link);
 - ``latency``: delay every chunk by ``rtt / 2`` in each direction without limiting throughput, as a
-  long link does.
+  long link does;
+- ``rate``: deliver server-to-client bytes at most this fast (bytes per second), as a slow link does;
+  a cut then lands seconds into a transfer instead of a fraction of a second.
 """
 
 from __future__ import annotations
@@ -42,11 +44,21 @@ class FaultProxy:
     :param target_port: the server's port
     :param target_host: the server's address
     :param rtt: added round-trip time in seconds (half each way)
+    :param rate: server-to-client bytes per second over all connections; ``None`` for no limit
     """
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1", *, rtt: float = 0.0) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        *,
+        rtt: float = 0.0,
+        rate: float | None = None,
+    ) -> None:
         self.target = (target_host, target_port)
         self.rtt = rtt
+        self.rate = rate
+        self._paced_until = 0.0  # monotonic time at which the rate limit has delivered what it was given
         self.port = free_port()
         self.server_to_client = 0  # bytes forwarded since start
         self.client_to_server = 0
@@ -205,6 +217,7 @@ class FaultProxy:
                 due = time.monotonic() + self.rtt / 2
                 if downstream:
                     data, cut = self._account(data)
+                    due = self._pace(due, len(data))
                     if cut:
                         queue.put_nowait((due, data))
                         queue.put_nowait((due, None))
@@ -223,6 +236,14 @@ class FaultProxy:
             await delivery
         finally:
             delivery.cancel()
+
+    def _pace(self, due: float, nbytes: int) -> float:
+        """Delay a server-to-client chunk so that the link carries at most ``rate`` bytes per second."""
+        if not self.rate or not nbytes:
+            return due
+        start = max(due, self._paced_until)
+        self._paced_until = start + nbytes / self.rate
+        return self._paced_until
 
     def _account(self, data: bytes) -> tuple[bytes, bool]:
         """Count server-to-client bytes; apply a planned stall or cut. Returns what to forward, and

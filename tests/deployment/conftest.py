@@ -1,0 +1,68 @@
+"""A real Airflow deployment per test: PostgreSQL, (Redis,) API server, scheduler, DAG processor, workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.deployment import AirflowAPI, AirflowDeployment, deployment_context, find_postgres_bindir
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+    from pathlib import Path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """Remember each phase's report on the test item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def _require(what: str, present: bool, package: str) -> None:
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing on CI: .ci/run must install Debian's {package}")
+    pytest.skip(f"{what} is not installed (apt-get install {package})")
+
+
+@pytest.fixture
+def local_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AirflowDeployment]:
+    """LocalExecutor + PostgreSQL."""
+    _require("PostgreSQL", find_postgres_bindir() is not None, "postgresql")
+    with deployment_context(tmp_path / "deployment", executor="LocalExecutor") as deployment:
+        yield deployment
+        _print_report_on_failure(request, deployment)
+
+
+@pytest.fixture
+def celery_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AirflowDeployment]:
+    """CeleryExecutor + PostgreSQL + Redis, two Celery workers ``worker-a`` and ``worker-b``."""
+    _require("PostgreSQL", find_postgres_bindir() is not None, "postgresql")
+    _require("redis-server", shutil.which("redis-server") is not None, "redis-server")
+    with deployment_context(
+        tmp_path / "deployment", executor="CeleryExecutor", celery_workers=("worker-a", "worker-b")
+    ) as deployment:
+        yield deployment
+        _print_report_on_failure(request, deployment)
+
+
+def _print_report_on_failure(request: pytest.FixtureRequest, deployment: AirflowDeployment) -> None:
+    report = getattr(request.node, "report_call", None)
+    if report is None or report.failed:
+        print(deployment.report())
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest) -> Iterator[AirflowAPI]:
+    """The REST API of whichever deployment the test uses."""
+    name = "celery_deployment" if "celery_deployment" in request.fixturenames else "local_deployment"
+    deployment: AirflowDeployment = request.getfixturevalue(name)
+    client = deployment.api()
+    yield client
+    client.close()
