@@ -70,9 +70,7 @@ def main() -> int:
     DEMO.mkdir()
     configure_airflow()
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.support.airflow_env import connection_json, task_instance, xcom_return
+    from tests.support.airflow_env import connection_json, dag_bag, task_instance, xcom_return
     from tests.support.faultproxy import FaultProxy
 
     server = start_server(args.server, DEMO)
@@ -87,7 +85,7 @@ def main() -> int:
         cut = int(args.size_mib * MiB * args.cut_at)
         proxy.cut_after(cut)
 
-        dag = DagBag(dag_folder=str(ROOT / "example_dags")).get_dag("example_sftp_resume_download")
+        dag = dag_bag(ROOT / "example_dags").get_dag("example_sftp_resume_download")
         dag.get_task("fetch").retry_delay = timedelta(seconds=2)  # the example waits 30 s; the demo doesn't
         print(
             f"\n=== demo: {server.info.name} SFTP server on 127.0.0.1:{server.info.port}, fault proxy on "

@@ -11,6 +11,13 @@ from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
 from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY, parse_verify
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+from airflow_provider_sftp_resume.lineage import (
+    Direction,
+    TransferLineage,
+    Written,
+    hook_transfer_lineage,
+    operator_lineage,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,6 +106,7 @@ class ResumableSFTPDownloadOperator(BaseOperator):
         self.transfer_attempts = transfer_attempts
         self.max_connections = max_connections
         self._hook: ResumableSFTPHook | None = None
+        self._result: dict[str, Any] | None = None
         # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
         self._options(expected_sha256=None)
         for name in ("connect_attempts", "transfer_attempts"):
@@ -142,11 +150,42 @@ class ResumableSFTPDownloadOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         finally:
             self._hook = None
-        return result.to_dict()
+        self._result = result.to_dict()
+        return self._result
 
     def _log_in_try_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         self.log.warning("Attempt %d in this try failed (%s); resuming", state.attempt_number, error)
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """
+        Return the OpenLineage datasets: input on the SFTP host, output on this worker.
+
+        Named as the stock ``SFTPOperator`` names them (see :mod:`airflow_provider_sftp_resume.lineage`).
+        ``None`` when ``apache-airflow-providers-openlineage`` is not installed.
+        """
+        return operator_lineage(self._lineage())
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        Return the datasets of :meth:`get_openlineage_facets_on_start`, the output with its size.
+
+        :param task_instance: the finished task instance (unused: the result is kept by ``execute``)
+        """
+        written = None
+        if self._result is not None:
+            written = {self.local_path: Written(size=int(self._result["size"]))}
+        return operator_lineage(self._lineage(written))
+
+    def _lineage(self, written: dict[str, Written] | None = None) -> TransferLineage:
+        hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        return hook_transfer_lineage(
+            hook,
+            remote_paths=self.remote_path,
+            local_paths=self.local_path,
+            direction=Direction.DOWNLOAD,
+            written=written,
+        )
 
     def on_kill(self) -> None:
         """Abort the transfer: the engine writes a last checkpoint and closes the connection."""

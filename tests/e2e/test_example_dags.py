@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.e2e.conftest import EXAMPLE_DAGS
-from tests.support.airflow_env import xcom_return
+from tests.support.airflow_env import dag_bag, xcom_return
 from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def load_example_dags() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(EXAMPLE_DAGS))
+    return dag_bag(EXAMPLE_DAGS)
 
 
 def test_example_dags_import_without_errors() -> None:

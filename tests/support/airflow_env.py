@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from packaging.version import Version
 
 if TYPE_CHECKING:
     from tests.support.servers import ServerInfo
 
 EMPTY_DAGS = Path(__file__).resolve().parent / "no_dags"
+# The test helpers branch on the Airflow line (2.11 or 3.x); the package itself goes through
+# ``airflow.providers.common.compat`` instead. Read from the distribution: importing airflow here
+# would happen before tests/conftest.py has pointed AIRFLOW_HOME at its private directory.
+AIRFLOW_VERSION = Version(version("apache-airflow"))
+AIRFLOW_3 = AIRFLOW_VERSION.major >= 3
 
 
 def connection_json(server: ServerInfo, port: int | None = None, **extra: object) -> str:
@@ -34,8 +42,15 @@ def connection_json(server: ServerInfo, port: int | None = None, **extra: object
 
 def xcom_return(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> object:
     """Read a task's return value from the metadata DB."""
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    if not AIRFLOW_3:
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(
+            run_id=run_id, key="return_value", task_id=task_id, dag_id=dag_id, map_index=map_index
+        )
+    from airflow.models.xcom import XComModel
 
     with create_session() as session:
         row = session.scalars(
@@ -61,7 +76,10 @@ def run_dag_test(dag: Any, **kwargs: Any) -> Any:
     Serialise ``dag`` into the metadata DB, as the DAG processor would, then run ``dag.test()``.
 
     Airflow 3 only runs DAGs it has serialised; test DAGs live in test modules, not in a bundle.
+    Airflow 2.11 runs the DAG object it is given.
     """
+    if not AIRFLOW_3:
+        return dag.test(**kwargs)
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
@@ -70,3 +88,12 @@ def run_dag_test(dag: Any, **kwargs: Any) -> Any:
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
     return dag.test(**kwargs)
+
+
+def dag_bag(dag_folder: Path | str) -> Any:
+    """A ``DagBag`` of ``dag_folder`` (the class moved in Airflow 3)."""
+    if AIRFLOW_3:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=str(dag_folder))
