@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from airflow_provider_sftp_resume.core.download import DownloadOptions
@@ -43,6 +43,10 @@ class ResumableSFTPDownloadOperator(BaseOperator):
     Returns (XCom) a dict: ``local_path``, ``remote_path``, ``size``, ``sha256``, ``resumed_from``,
     ``bytes_transferred``, ``verification_bytes``, ``seconds``, ``verify``, ``checks_passed``,
     ``restart_reason``, ``skipped``, ``checkpoints``.
+
+    Assets in ``outlets`` (Datasets on Airflow 2.11) get an event when the try succeeds, as for any
+    operator; its ``extra`` carries ``local_path``, ``size`` and ``sha256`` of the published file, so
+    a DAG scheduled on the asset can check what it reads.
 
     :param remote_path: file on the server (templated)
     :param local_path: local file to write (templated)
@@ -151,7 +155,18 @@ class ResumableSFTPDownloadOperator(BaseOperator):
         finally:
             self._hook = None
         self._result = result.to_dict()
+        self._describe_outlet_events(context, self._result)
         return self._result
+
+    def _describe_outlet_events(self, context: Context, result: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if events is None:  # execute() called without a task context
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(
+                    {"local_path": result["local_path"], "size": result["size"], "sha256": result["sha256"]}
+                )
 
     def _log_in_try_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
