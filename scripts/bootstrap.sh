@@ -40,7 +40,7 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the package and test tools into .venv (a few minutes the first time)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test,openlineage]"
+    .venv/bin/python -m pip install -q -e ".[test,openlineage,docs]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -55,6 +55,8 @@ class FaultProxy:
         self._plan = _Plan()
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled = False
+        self._rate: float | None = None
+        self._rate_due = 0.0  # when the bytes let through so far have had their time at the rate
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -86,6 +88,10 @@ class FaultProxy:
     def set_rtt(self, rtt: float) -> None:
         """Change the added round-trip time for new chunks."""
         self._call(lambda: setattr(self, "rtt", rtt))
+
+    def set_rate(self, bytes_per_second: float | None) -> None:
+        """Cap server-to-client throughput at ``bytes_per_second`` (``None``: no cap)."""
+        self._call(lambda: setattr(self, "_rate", bytes_per_second))
 
     def drop_all(self) -> None:
         """Abort every open connection now."""
@@ -197,6 +203,7 @@ class FaultProxy:
                     break
                 due = time.monotonic() + self.rtt / 2
                 if downstream:
+                    await self._throttle(len(data))
                     data, cut = self._account(data)
                     if cut:
                         queue.put_nowait((due, data))
@@ -210,6 +217,15 @@ class FaultProxy:
             await delivery
         finally:
             delivery.cancel()
+
+    async def _throttle(self, nbytes: int) -> None:
+        """Hold the reader back so the bytes forwarded so far keep to the rate (TCP pushes back)."""
+        if not self._rate:
+            return
+        now = time.monotonic()
+        self._rate_due = max(self._rate_due, now) + nbytes / self._rate
+        if self._rate_due > now:
+            await asyncio.sleep(self._rate_due - now)
 
     def _account(self, data: bytes) -> tuple[bytes, bool]:
         """Count server-to-client bytes; apply a planned stall or cut. Returns what to forward, and
