@@ -8,7 +8,17 @@ from airflow_provider_sftp_resume import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return the provider's metadata (hooks, operators, sensors, triggers, versions)."""
+    """
+    Return the provider's metadata (hooks, operators, sensors, triggers, versions).
+
+    Every module holding a hook, operator, sensor or trigger is listed under its kind (a test walks
+    the package and fails on a module left out). There is deliberately no ``connection-types``
+    entry: Airflow keys hooks by connection type, one hook per type, and discovers providers in
+    package-name order, so listing the stock ``sftp`` type here would take the ``sftp`` connection
+    form and its Test button away from the stock ``SFTPHook`` (this package's name sorts first),
+    and a type of our own would add a second SFTP connection type. ``ResumableSFTPHook`` reads the
+    stock ``sftp`` connection as it is.
+    """
     return {
         "package-name": "airflow-provider-sftp-resume",
         "name": "SFTP Resume",

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_provider_sftp_resume.operators import ResumableSFTPDownloadOperator
+from airflow_provider_sftp_resume.version_compat import exponential_backoff
 
 with DAG(
     dag_id="example_sftp_resume_download",
@@ -39,6 +40,6 @@ with DAG(
         stall_timeout=60,
         retries=5,
         retry_delay=timedelta(seconds=30),
-        retry_exponential_backoff=2.0,
+        retry_exponential_backoff=exponential_backoff(2.0),  # 2.0 on Airflow 3.2+, True on 2.11
         max_retry_delay=timedelta(minutes=10),
     )

@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
 # Create ./.venv with the package and its test tools; install OpenSSH's sshd when possible.
 # Safe to run again: it only does what is missing. Used by demo.sh, run-tests.sh and .ci/run.
+#   scripts/bootstrap.sh               ./.venv with the latest Airflow 3
+#   scripts/bootstrap.sh --airflow 2   ./.venv-airflow2 with the latest Airflow 2.11.x (and the provider
+#                                      versions pip's resolver finds that still support it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+venv=.venv
+pins=()
+# The deployment suite (PostgreSQL, Celery) runs on Airflow 3 only.
+extras=test,openlineage,docs,deployment
+if [ "${1:-}" = "--airflow" ]; then
+    case "${2:-}" in
+        2) venv=.venv-airflow2; pins=("apache-airflow>=2.11,<3"); extras=test,openlineage,docs ;;
+        3) ;;
+        *) echo "bootstrap: --airflow takes 2 or 3" >&2; exit 2 ;;
+    esac
+fi
 
 want_sshd() { [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; }
 
@@ -32,15 +47,15 @@ if [ -z "$python" ]; then
     exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    echo "bootstrap: creating .venv with $python"
-    "$python" -m venv .venv
+if [ ! -x "$venv/bin/python" ]; then
+    echo "bootstrap: creating $venv with $python"
+    "$python" -m venv "$venv"
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=$venv/.installed-$( (cat pyproject.toml; echo "$extras ${pins[@]+"${pins[@]}"}") | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-    echo "bootstrap: installing the package and test tools into .venv (a few minutes the first time)"
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test,deployment]"
-    rm -f .venv/.installed-*
+    echo "bootstrap: installing the package and test tools into $venv (a few minutes the first time)"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e ".[$extras]" ${pins[@]+"${pins[@]}"}
+    rm -f "$venv"/.installed-*
     touch "$stamp"
 fi

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
 
 
-def configure_airflow() -> None:
-    home = DEMO / "airflow"
+def configure_airflow(workdir: Path) -> None:
+    home = workdir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update(
         {
@@ -64,31 +65,40 @@ def main() -> int:
         "--cut-at", type=float, default=0.45, help="fraction of the file after which the link drops"
     )
     parser.add_argument("--server", choices=("auto", "openssh", "asyncssh"), default="auto")
+    parser.add_argument(
+        "--progress-interval", type=float, help="seconds between progress lines (the example's default: 30)"
+    )
+    parser.add_argument("--rate-mb", type=float, help="cap the link at this many MB/s (default: no cap)")
+    parser.add_argument("--result-json", type=Path, help="also write the task's XCom result here")
+    parser.add_argument("--workdir", type=Path, default=DEMO, help="scratch directory (wiped first)")
     args = parser.parse_args()
+    workdir: Path = args.workdir.resolve()
 
-    shutil.rmtree(DEMO, ignore_errors=True)
-    DEMO.mkdir()
-    configure_airflow()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    configure_airflow(workdir)
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.support.airflow_env import connection_json, task_instance, xcom_return
+    from tests.support.airflow_env import connection_json, dag_bag, task_instance, xcom_return
     from tests.support.faultproxy import FaultProxy
 
-    server = start_server(args.server, DEMO)
+    server = start_server(args.server, workdir)
     proxy = FaultProxy(server.info.port)
     try:
-        source = DEMO / "remote" / "outgoing" / "dump.tar.gz"
+        source = workdir / "remote" / "outgoing" / "dump.tar.gz"
         source.parent.mkdir(parents=True)
         source.write_bytes(os.urandom(args.size_mib * MiB))
         source_digest = hashlib.sha256(source.read_bytes()).hexdigest()
-        target = DEMO / "local" / "in" / "dump.tar.gz"
+        target = workdir / "local" / "in" / "dump.tar.gz"
         os.environ["AIRFLOW_CONN_SFTP_RESUME_EXAMPLE"] = connection_json(server.info, port=proxy.port)
         cut = int(args.size_mib * MiB * args.cut_at)
         proxy.cut_after(cut)
+        if args.rate_mb:
+            proxy.set_rate(args.rate_mb * 1e6)
 
-        dag = DagBag(dag_folder=str(ROOT / "example_dags")).get_dag("example_sftp_resume_download")
+        dag = dag_bag(ROOT / "example_dags").get_dag("example_sftp_resume_download")
         dag.get_task("fetch").retry_delay = timedelta(seconds=2)  # the example waits 30 s; the demo doesn't
+        if args.progress_interval:
+            dag.get_task("fetch").progress_interval = args.progress_interval
         print(
             f"\n=== demo: {server.info.name} SFTP server on 127.0.0.1:{server.info.port}, fault proxy on "
             f":{proxy.port} will cut the link after {cut / MiB:.1f} MiB of {args.size_mib} MiB ===\n",
@@ -107,6 +117,8 @@ def main() -> int:
     if not isinstance(result, dict):
         print("no result: the task did not succeed")
         return 1
+    if args.result_json:
+        args.result_json.write_text(json.dumps({**result, "tries": ti.try_number, "cuts": proxy.cuts}))
     local_digest = hashlib.sha256(target.read_bytes()).hexdigest() if target.exists() else "(missing)"
     print(
         f"last try resumed from:  {result['resumed_from']:,} bytes ({result['resumed_from'] / MiB:.1f} MiB)"
@@ -126,7 +138,7 @@ def main() -> int:
         "RESULT: " + ("VERIFIED - resumed after the cut, and the file equals the source" if ok else "FAILED")
     )
     with contextlib.suppress(OSError):
-        shutil.rmtree(DEMO / "remote")
+        shutil.rmtree(workdir / "remote")
     return 0 if ok else 1
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset
 
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+from airflow_provider_sftp_resume.lineage import (
+    Direction,
+    TransferLineage,
+    Written,
+    hook_transfer_lineage,
+    operator_lineage,
+)
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
 if TYPE_CHECKING:
@@ -33,6 +41,10 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
     ``bytes_transferred``, ``verification_bytes``, ``seconds``, ``verify``, ``checks_passed``,
     ``restart_reason``, ``skipped``, ``checkpoints``, ``first_byte_seconds``, ``remote_mtime``,
     ``post_action``.
+
+    Assets in ``outlets`` (Datasets on Airflow 2.11) get an event when the try succeeds, as for any
+    operator; its ``extra`` carries ``local_path``, ``size`` and ``sha256`` of the published file, so
+    a DAG scheduled on the asset can check what it reads.
 
     :param remote_path: file on the server (templated)
     :param local_path: local file to write (templated)
@@ -86,6 +98,7 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         self.max_connections = max_connections
         self.post_action = post_action
         self.archive_dir = archive_dir
+        self._result: dict[str, Any] | None = None
         # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
         self._options(expected_sha256=None)
         RemotePostAction.parse(post_action, archive_dir)
@@ -109,4 +122,46 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
                 self.remote_path, self.local_path, options, post_action=post_action, logger=self.log
             )
         )
-        return result.to_dict()
+        self._result = result.to_dict()
+        self._describe_outlet_events(context, self._result)
+        return self._result
+
+    def _describe_outlet_events(self, context: Context, result: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if events is None:  # execute() called without a task context
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(
+                    {"local_path": result["local_path"], "size": result["size"], "sha256": result["sha256"]}
+                )
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """
+        Return the OpenLineage datasets: input on the SFTP host, output on this worker.
+
+        Named as the stock ``SFTPOperator`` names them (see :mod:`airflow_provider_sftp_resume.lineage`).
+        ``None`` when ``apache-airflow-providers-openlineage`` is not installed.
+        """
+        return operator_lineage(self._lineage())
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        Return the datasets of :meth:`get_openlineage_facets_on_start`, the output with its size.
+
+        :param task_instance: the finished task instance (unused: the result is kept by ``execute``)
+        """
+        written = None
+        if self._result is not None:
+            written = {self.local_path: Written(size=int(self._result["size"]))}
+        return operator_lineage(self._lineage(written))
+
+    def _lineage(self, written: dict[str, Written] | None = None) -> TransferLineage:
+        hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        return hook_transfer_lineage(
+            hook,
+            remote_paths=self.remote_path,
+            local_paths=self.local_path,
+            direction=Direction.DOWNLOAD,
+            written=written,
+        )

@@ -191,3 +191,52 @@ def test_wrong_host_key_in_connection_fails_without_retry(
     assert str(dag_run.state) == "failed"
     assert task_instance(dag_run, "fetch").try_number == 1
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_openlineage_events_of_a_real_run_carry_the_datasets(
+    openssh_server: ServerInfo, tmp_path: Path
+) -> None:
+    """Airflow's OpenLineage listener (file transport) calls the operator's lineage methods."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    pytest.importorskip("airflow.providers.openlineage", reason="needs the openlineage extra")
+    from tests.support.airflow_env import connection_json
+
+    source = tmp_path / "remote.bin"
+    digest = write_random(source, 2 * MiB, seed=25)
+    target = tmp_path / "local.bin"
+    events_file = tmp_path / "openlineage.jsonl"
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_SFTP_TEST": connection_json(openssh_server),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(events_file), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "sftp-resume-tests",
+    }
+    kwargs = {"remote_path": str(source), "local_path": str(target)}
+    done = subprocess.run(  # its own process: the OpenLineage settings are read once per process
+        [sys.executable, "-m", "tests.e2e.dag_in_subprocess", "e2e_lineage", json.dumps(kwargs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert sha256_file(target) == digest
+
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    task_events = {e["eventType"]: e for e in events if e["job"]["name"] == "e2e_lineage.fetch"}
+    assert {"START", "COMPLETE"} <= set(task_events), [e["eventType"] for e in events]
+    remote = (f"file://{openssh_server.host}:{openssh_server.port}", str(source))
+    local = (f"file://{socket.gethostbyname(socket.gethostname())}:22", str(target))
+    for kind in ("START", "COMPLETE"):
+        event = task_events[kind]
+        assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [remote]
+        assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [local]
+    statistics = task_events["COMPLETE"]["outputs"][0]["outputFacets"]["outputStatistics"]
+    assert (statistics["size"], statistics["fileCount"]) == (2 * MiB, 1)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.e2e.conftest import EXAMPLE_DAGS
-from tests.support.airflow_env import xcom_return
+from tests.support.airflow_env import dag_bag, xcom_return
 from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -22,20 +22,20 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def load_example_dags() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(EXAMPLE_DAGS))
+    return dag_bag(EXAMPLE_DAGS)
 
 
 def test_example_dags_import_without_errors() -> None:
     bag = load_example_dags()
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) >= {
+    assert {
         "example_sftp_resume_download",
         "example_sftp_resume_mapped",
         "example_sftp_resume_directory",
         "example_sftp_resume_upload",
-    }
+        "example_sftp_resume_asset_producer",
+        "example_sftp_resume_asset_consumer",
+    } <= set(bag.dag_ids)
 
 
 def test_example_download_dag_runs_end_to_end_with_a_cut(
@@ -63,6 +63,46 @@ def test_example_download_dag_runs_end_to_end_with_a_cut(
     assert isinstance(result, dict), json.dumps(result)
     assert result["resumed_from"] > 0
     assert sha256_file(target) == digest == result["sha256"]
+
+
+def test_asset_example_records_the_event_and_queues_the_downstream_dag(
+    openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.support.airflow_env import asset_events, connection_json, queued_dag_ids, run_dag_test
+
+    source = tmp_path / "outgoing" / "dump.tar.gz"
+    source.parent.mkdir()
+    digest = write_random(source, 3 * 1024 * 1024, seed=42)
+    target = tmp_path / "landing" / "dump.tar.gz"
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_RESUME_EXAMPLE", connection_json(openssh_server))
+    bag = load_example_dags()
+    producer = bag.get_dag("example_sftp_resume_asset_producer")
+    consumer = bag.get_dag("example_sftp_resume_asset_consumer")
+    fetch = producer.get_task("fetch")
+    fetch.local_path = str(target)  # the example lands in /tmp/sftp-resume-example; the test in tmp_path
+    (asset,) = fetch.outlets
+    before = len(asset_events(asset.uri))
+
+    dag_run = run_dag_test(producer, with_dags=(consumer,), run_conf={"remote_path": str(source)})
+
+    assert str(dag_run.state) == "success"
+    assert sha256_file(target) == digest
+    events = asset_events(asset.uri)
+    assert len(events) == before + 1
+    event = events[-1]
+    assert (event["dag_id"], event["run_id"], event["task_id"]) == (producer.dag_id, dag_run.run_id, "fetch")
+    assert event["extra"] == {"local_path": str(target), "size": 3 * 1024 * 1024, "sha256": digest}
+    assert consumer.dag_id in queued_dag_ids(asset.uri)
+
+    # The consumer's check, fed the recorded event as the scheduler would pass it.
+    from types import SimpleNamespace
+
+    check = consumer.get_task("check_landed_file").python_callable
+    recorded = {asset.uri: [SimpleNamespace(extra=event["extra"])]}
+    assert check(triggering_asset_events=recorded) == {str(target): digest}
+    target.write_bytes(b"changed after the download")
+    with pytest.raises(ValueError, match="changed since it was downloaded"):
+        check(triggering_dataset_events=recorded)  # the Airflow 2.11 name
 
 
 def test_example_mapped_directory_and_upload_dags_run(

@@ -57,8 +57,6 @@ class FaultProxy:
     ) -> None:
         self.target = (target_host, target_port)
         self.rtt = rtt
-        self.rate = rate
-        self._paced_until = 0.0  # monotonic time at which the rate limit has delivered what it was given
         self.port = free_port()
         self.server_to_client = 0  # bytes forwarded since start
         self.client_to_server = 0
@@ -70,6 +68,8 @@ class FaultProxy:
         self._plan = _Plan()
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled = False
+        self._rate: float | None = rate
+        self._rate_due = 0.0  # when the bytes let through so far have had their time at the rate
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -105,6 +105,10 @@ class FaultProxy:
     def set_rtt(self, rtt: float) -> None:
         """Change the added round-trip time for new chunks."""
         self._call(lambda: setattr(self, "rtt", rtt))
+
+    def set_rate(self, bytes_per_second: float | None) -> None:
+        """Cap server-to-client throughput at ``bytes_per_second`` (``None``: no cap)."""
+        self._call(lambda: setattr(self, "_rate", bytes_per_second))
 
     def drop_all(self) -> None:
         """Abort every open connection now."""
@@ -216,8 +220,8 @@ class FaultProxy:
                     break
                 due = time.monotonic() + self.rtt / 2
                 if downstream:
+                    await self._throttle(len(data))
                     data, cut = self._account(data)
-                    due = self._pace(due, len(data))
                     if cut:
                         queue.put_nowait((due, data))
                         queue.put_nowait((due, None))
@@ -237,13 +241,14 @@ class FaultProxy:
         finally:
             delivery.cancel()
 
-    def _pace(self, due: float, nbytes: int) -> float:
-        """Delay a server-to-client chunk so that the link carries at most ``rate`` bytes per second."""
-        if not self.rate or not nbytes:
-            return due
-        start = max(due, self._paced_until)
-        self._paced_until = start + nbytes / self.rate
-        return self._paced_until
+    async def _throttle(self, nbytes: int) -> None:
+        """Hold the reader back so the bytes forwarded so far keep to the rate (TCP pushes back)."""
+        if not self._rate:
+            return
+        now = time.monotonic()
+        self._rate_due = max(self._rate_due, now) + nbytes / self._rate
+        if self._rate_due > now:
+            await asyncio.sleep(self._rate_due - now)
 
     def _account(self, data: bytes) -> tuple[bytes, bool]:
         """Count server-to-client bytes; apply a planned stall or cut. Returns what to forward, and
