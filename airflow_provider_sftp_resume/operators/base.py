@@ -12,6 +12,13 @@ from airflow_provider_sftp_resume.core.errors import PermanentTransferError, Tra
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import parse_verify
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
+from airflow_provider_sftp_resume.lineage import (
+    Direction,
+    TransferLineage,
+    Written,
+    hook_transfer_lineage,
+    operator_lineage,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -43,6 +50,8 @@ class ResumableSFTPBaseOperator(BaseOperator):
     """
 
     ui_color = "#e0f2f1"
+    #: which way the bytes go, for OpenLineage
+    lineage_direction = Direction.DOWNLOAD
 
     def __init__(
         self,
@@ -67,6 +76,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         self.preserve_mtime = preserve_mtime
         self.transfer_attempts = transfer_attempts
         self._hook: ResumableSFTPHook | None = None
+        self._result: dict[str, Any] | None = None  # the last successful try's XCom value
         for name in ("connect_attempts", "transfer_attempts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -128,6 +138,38 @@ class ResumableSFTPBaseOperator(BaseOperator):
     def _log_in_try_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         self.log.warning("Attempt %d in this try failed (%s); resuming", state.attempt_number, error)
+
+    def _lineage_ends(self) -> tuple[str, str, Written | None]:
+        """The remote path, the local path and what was written (once known), for OpenLineage."""
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """
+        Return the OpenLineage datasets: the remote side on the SFTP host, the local side on this worker.
+
+        Named as the stock ``SFTPOperator`` names them (see :mod:`airflow_provider_sftp_resume.lineage`).
+        ``None`` when ``apache-airflow-providers-openlineage`` is not installed.
+        """
+        return operator_lineage(self._lineage(with_written=False))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        Return the datasets of :meth:`get_openlineage_facets_on_start`, the output with what was written.
+
+        :param task_instance: the finished task instance (unused: ``execute`` keeps the result)
+        """
+        return operator_lineage(self._lineage(with_written=True))
+
+    def _lineage(self, *, with_written: bool) -> TransferLineage:
+        remote, local, written = self._lineage_ends()
+        destination = local if self.lineage_direction is Direction.DOWNLOAD else remote
+        return hook_transfer_lineage(
+            ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id),
+            remote_paths=remote,
+            local_paths=local,
+            direction=self.lineage_direction,
+            written={destination: written} if with_written and written else None,
+        )
 
     def on_kill(self) -> None:
         """Abort the transfer: the engine writes a last checkpoint and closes the connection."""

@@ -10,6 +10,7 @@ from airflow_provider_sftp_resume.core.batch import MAX_CONCURRENCY, RemoteSelec
 from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.lineage import Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
 if TYPE_CHECKING:
@@ -106,4 +107,11 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
                     context["ti"].xcom_push(key="batch_result", value=exc.result.to_dict())  # type: ignore[attr-defined]
                 raise
 
-        return self._run_transfer(mirror).to_dict()
+        self._result = self._run_transfer(mirror).to_dict()
+        return self._result
+
+    def _lineage_ends(self) -> tuple[str, str, Written | None]:
+        written = None
+        if self._result:
+            written = Written(size=int(self._result["bytes_total"]), files=int(self._result["files_total"]))
+        return self.remote_path, self.local_dir, written

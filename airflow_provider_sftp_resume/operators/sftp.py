@@ -8,14 +8,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset
 
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
-from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
-from airflow_provider_sftp_resume.lineage import (
-    Direction,
-    TransferLineage,
-    Written,
-    hook_transfer_lineage,
-    operator_lineage,
-)
+from airflow_provider_sftp_resume.lineage import Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
 if TYPE_CHECKING:
@@ -98,7 +91,6 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         self.max_connections = max_connections
         self.post_action = post_action
         self.archive_dir = archive_dir
-        self._result: dict[str, Any] | None = None
         # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
         self._options(expected_sha256=None)
         RemotePostAction.parse(post_action, archive_dir)
@@ -136,32 +128,6 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
                     {"local_path": result["local_path"], "size": result["size"], "sha256": result["sha256"]}
                 )
 
-    def get_openlineage_facets_on_start(self) -> Any:
-        """
-        Return the OpenLineage datasets: input on the SFTP host, output on this worker.
-
-        Named as the stock ``SFTPOperator`` names them (see :mod:`airflow_provider_sftp_resume.lineage`).
-        ``None`` when ``apache-airflow-providers-openlineage`` is not installed.
-        """
-        return operator_lineage(self._lineage())
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """
-        Return the datasets of :meth:`get_openlineage_facets_on_start`, the output with its size.
-
-        :param task_instance: the finished task instance (unused: the result is kept by ``execute``)
-        """
-        written = None
-        if self._result is not None:
-            written = {self.local_path: Written(size=int(self._result["size"]))}
-        return operator_lineage(self._lineage(written))
-
-    def _lineage(self, written: dict[str, Written] | None = None) -> TransferLineage:
-        hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id)
-        return hook_transfer_lineage(
-            hook,
-            remote_paths=self.remote_path,
-            local_paths=self.local_path,
-            direction=Direction.DOWNLOAD,
-            written=written,
-        )
+    def _lineage_ends(self) -> tuple[str, str, Written | None]:
+        written = Written(size=int(self._result["size"])) if self._result else None
+        return self.remote_path, self.local_path, written

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_sftp_resume.core.upload import DEFAULT_TEMP_SUFFIX, UploadOptions
+from airflow_provider_sftp_resume.lineage import Direction, Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
     """
 
     template_fields: Sequence[str] = ("local_path", "remote_path", "state_dir")
+    lineage_direction = Direction.UPLOAD
 
     def __init__(
         self,
@@ -83,4 +85,9 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
         result = self._run_transfer(
             lambda hook: hook.upload_resumable(self.local_path, self.remote_path, options, logger=self.log)
         )
-        return result.to_dict()
+        self._result = result.to_dict()
+        return self._result
+
+    def _lineage_ends(self) -> tuple[str, str, Written | None]:
+        written = Written(size=int(self._result["remote_size"])) if self._result else None
+        return self.remote_path, self.local_path, written

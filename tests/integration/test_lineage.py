@@ -99,6 +99,46 @@ def test_upload_direction_equals_the_stock_put(monkeypatch: pytest.MonkeyPatch) 
     assert (lineage.inputs, lineage.outputs) == (stock.inputs, stock.outputs)
 
 
+def test_upload_and_directory_operators_name_their_datasets_like_the_stock_operator(
+    openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_provider_sftp_resume.operators import (
+        ResumableSFTPDirectoryDownloadOperator,
+        ResumableSFTPUploadOperator,
+    )
+
+    monkeypatch.setenv("AIRFLOW_CONN_LINEAGE_UP", connection_json(openssh_server))
+    local = tmp_path / "report.csv"
+    write_random(local, 12_345, seed=62)
+    remote = tmp_path / "remote" / "report.csv"
+    upload = ResumableSFTPUploadOperator(
+        task_id="up",
+        sftp_conn_id="lineage_up",
+        local_path=str(local),
+        remote_path=str(remote),
+        create_intermediate_dirs=True,
+    )
+    stock = stock_lineage("lineage_up", str(remote), str(local), "put")
+    start = upload.get_openlineage_facets_on_start()
+    assert (start.inputs, start.outputs) == (stock.inputs, stock.outputs)
+    upload.execute({})  # type: ignore[arg-type]
+    statistics = upload.get_openlineage_facets_on_complete(None).outputs[0].outputFacets["outputStatistics"]
+    assert (statistics.size, statistics.fileCount) == (12_345, 1)
+
+    mirror = ResumableSFTPDirectoryDownloadOperator(
+        task_id="dir",
+        sftp_conn_id="lineage_up",
+        remote_path=str(remote.parent),
+        local_dir=str(tmp_path / "in"),
+    )
+    mirror.execute({"ti": None})  # type: ignore[arg-type]
+    after = mirror.get_openlineage_facets_on_complete(None)
+    assert names(after.inputs) == [(f"file://127.0.0.1:{openssh_server.port}", str(remote.parent))]
+    assert names(after.outputs) == [(f"file://{LOCAL_ADDRESS}:22", str(tmp_path / "in"))]
+    statistics = after.outputs[0].outputFacets["outputStatistics"]
+    assert (statistics.size, statistics.fileCount) == (12_345, 1)
+
+
 def test_on_complete_adds_the_size_written_after_a_real_download(
     openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
