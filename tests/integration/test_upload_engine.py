@@ -52,6 +52,17 @@ def sidecars(local: Path) -> list[Path]:
     return sorted(local.parent.glob(f"{local.name}.upload-*.json"))
 
 
+def interrupted_upload(
+    server: ServerInfo, proxy: FaultProxy, source: Path, target: Path, cut: int, **options: object
+) -> int:
+    """Run one upload try that the proxy cuts after ``cut`` bytes sent; return the acknowledged offset."""
+    proxy.cut_after_sent(cut)
+    with pytest.raises(TransferInterrupted):
+        upload(server, source, target, port=proxy.port, **options)
+    found = sidecars(source)
+    return int(json.loads(found[0].read_text())["acknowledged"]) if found else 0
+
+
 def test_fresh_upload_is_byte_exact_and_renamed_into_place(
     sftp_server: ServerInfo, remote_dir: Path, local_dir: Path
 ) -> None:
@@ -81,11 +92,8 @@ def test_interrupted_upload_resumes_without_duplicating_or_skipping_bytes(
     digest = write_random(source, 24 * MiB, seed=3)
     target = remote_dir / "big.bin"
 
-    proxy.cut_after_sent(10 * MiB)
-    with pytest.raises(TransferInterrupted):
-        upload(sftp_server, source, target, port=proxy.port)
+    kept = interrupted_upload(sftp_server, proxy, source, target, 10 * MiB)
     temp = remote_dir / "big.bin.part"
-    kept = json.loads(sidecars(source)[0].read_text())["acknowledged"]
     assert 0 < kept <= temp.stat().st_size, "the sidecar claims only what the server acknowledged"
     assert not target.exists(), "the target name appears only when the upload is complete"
 
@@ -134,9 +142,7 @@ def test_local_file_changed_between_tries_restarts_from_zero(
     source = local_dir / "moving.bin"
     write_random(source, 16 * MiB, seed=6)
     target = remote_dir / "moving.bin"
-    proxy.cut_after_sent(6 * MiB)
-    with pytest.raises(TransferInterrupted):
-        upload(sftp_server, source, target, port=proxy.port)
+    assert interrupted_upload(sftp_server, proxy, source, target, 6 * MiB) > 0
 
     digest = write_random(source, 16 * MiB, seed=7)  # same size, new content
     result = upload(sftp_server, source, target, port=proxy.port)
@@ -152,11 +158,8 @@ def test_remote_kept_bytes_that_differ_are_not_trusted(
     source = local_dir / "tampered.bin"
     digest = write_random(source, 16 * MiB, seed=8)
     target = remote_dir / "tampered.bin"
-    proxy.cut_after_sent(8 * MiB)
-    with pytest.raises(TransferInterrupted):
-        upload(sftp_server, source, target, port=proxy.port)
+    kept = interrupted_upload(sftp_server, proxy, source, target, 8 * MiB)
     temp = remote_dir / "tampered.bin.part"
-    kept = json.loads(sidecars(source)[0].read_text())["acknowledged"]
     with temp.open("r+b") as handle:  # someone else wrote into our temporary file on the server
         handle.seek(kept - 100)
         handle.write(b"\0" * 100)
@@ -250,9 +253,7 @@ def test_upload_state_lives_in_state_dir_when_asked(
     digest = write_random(source, 12 * MiB, seed=11)
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    proxy.cut_after_sent(5 * MiB)
-    with pytest.raises(TransferInterrupted):
-        upload(sftp_server, source, remote_dir / "ro.bin", port=proxy.port, state_dir=str(state_dir))
+    interrupted_upload(sftp_server, proxy, source, remote_dir / "ro.bin", 5 * MiB, state_dir=str(state_dir))
     assert sidecars(source) == []
     paths = UploadPaths.for_upload(source, "x", str(state_dir))
     assert len(list(state_dir.glob("ro.bin.upload-*.json"))) == 1
