@@ -108,13 +108,13 @@ def main() -> int:
 
 
 def _kept(local: Path) -> int:
-    """Durable bytes a cut file kept (its sidecar's segments), 0 without a sidecar."""
-    import json
+    """Durable bytes a cut file kept (from its sidecar), 0 without one."""
+    from airflow_provider_sftp_resume.core.localfiles import LocalPaths, read_state
 
-    sidecar = local.with_name(local.name + ".part.json")
-    if not sidecar.exists():
+    try:
+        return read_state(LocalPaths.for_target(local)).durable_bytes
+    except FileNotFoundError:
         return 0
-    return sum(s["done"] - s["start"] for s in json.loads(sidecar.read_text())["segments"])
 
 
 if __name__ == "__main__":

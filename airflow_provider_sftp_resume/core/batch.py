@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 log = engine_logger(__name__)
 
 MAX_CONCURRENCY = 32
-_GLOB_CHARS = frozenset("*?[")
+#: Characters that make a remote path a glob.
+GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class RemoteSelection:
         if not remote_path:
             raise ValueError("remote_path must name a remote directory or a glob such as /outgoing/*.csv")
         parts = remote_path.rstrip("/").split("/") if remote_path != "/" else [""]
-        first_glob = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), None)
+        first_glob = next((i for i, part in enumerate(parts) if GLOB_CHARS & set(part)), None)
         if first_glob is None:
             return cls(remote_path.rstrip("/") or "/", pattern or None, recursive)
         if pattern:

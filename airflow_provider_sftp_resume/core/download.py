@@ -37,6 +37,7 @@ from airflow_provider_sftp_resume.core.localfiles import (
     os_error_to_local,
     read_state,
     remove_quietly,
+    sha256_of_file,
     write_state,
 )
 from airflow_provider_sftp_resume.core.locking import TransferLock
@@ -156,12 +157,6 @@ class DownloadResult:
         result = asdict(self)
         result["checks_passed"] = list(self.checks_passed)
         return result
-
-
-def sha256_of_file(path: os.PathLike[str] | str) -> str:
-    """Return the hex sha256 of a local file."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 async def download_file(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -215,6 +216,12 @@ def read_state(paths: LocalPaths) -> ResumeState:
 def write_state(paths: LocalPaths, state: ResumeState) -> None:
     """Replace the download's sidecar atomically."""
     write_sidecar(paths.sidecar, state.to_json())
+
+
+def sha256_of_file(path: os.PathLike[str] | str) -> str:
+    """Return the hex sha256 of a local file."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def remove_quietly(*files: Path) -> None:

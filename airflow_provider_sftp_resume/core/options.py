@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def is_count(value: object, maximum: int | None = None) -> bool:
+    """Whether ``value`` is a whole number from 1 to ``maximum`` (``True`` is a bool, not a count)."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= 1
+        and (maximum is None or value <= maximum)
+    )
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     """
@@ -48,7 +58,7 @@ class TransferOptions:
     def _check_counts(self, *names: str) -> None:
         for name in names:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_count(value):
                 raise ValueError(f"{name} must be a positive integer or None (automatic), got {value!r}")
 
 

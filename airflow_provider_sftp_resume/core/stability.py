@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_sftp_resume.core.batch import RemoteSelection, list_selection
+from airflow_provider_sftp_resume.core.batch import GLOB_CHARS, RemoteSelection, list_selection
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ async def take_snapshot(fs: RemoteFileSystem, spec: StableSpec) -> Snapshot:
         stat = None
     if stat is not None and stat.is_regular and not spec.pattern:
         return {spec.path: (stat.size, stat.mtime)}
-    if stat is None and not set("*?[") & set(spec.path):
+    if stat is None and not GLOB_CHARS & set(spec.path):
         return {}
     try:
         files, _ = await list_selection(fs, RemoteSelection.parse(spec.path, spec.pattern, spec.recursive))

@@ -28,7 +28,12 @@ from airflow_provider_sftp_resume.core.errors import (
 )
 from airflow_provider_sftp_resume.core.fill import close_quietly
 from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.localfiles import read_sidecar, remove_quietly, write_sidecar
+from airflow_provider_sftp_resume.core.localfiles import (
+    read_sidecar,
+    remove_quietly,
+    sha256_of_file,
+    write_sidecar,
+)
 from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
@@ -255,9 +260,8 @@ class _UploadTry:
             raise
         mtime_preserved = None
         if self.options.preserve_mtime:
-            mtime = self.identity.mtime_ns // 1_000_000_000
             mtime_preserved = await self.requests.bounded(
-                self.fs.set_mtime(self.temp_path, mtime), "setting mtime"
+                self.fs.set_mtime(self.temp_path, self.identity.mtime), "setting mtime"
             )
             if not mtime_preserved:
                 self.log.warning(
@@ -319,7 +323,7 @@ class _UploadTry:
 
     async def _target_matches(self, target: RemoteStat) -> bool:
         size = self.identity.size
-        if target.size != size or target.mtime != self.identity.mtime_ns // 1_000_000_000:
+        if target.size != size or target.mtime != self.identity.mtime:
             return False
         return await self._same_tail(self.remote_path)
 
@@ -342,9 +346,7 @@ class _UploadTry:
 
     async def _skipped(self) -> UploadResult:
         size = self.identity.size
-        hasher = TrailingHasher(self._resolved_source())
-        hasher.advance(size)
-        digest = hasher.finish(size)
+        digest = sha256_of_file(self.paths.source)
         self.log.info(
             "%s already has the same size, mtime and last %d bytes as %s; skipping the upload. sha256 %s",
             self.remote_path,

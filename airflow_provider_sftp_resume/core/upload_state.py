@@ -48,6 +48,11 @@ class LocalIdentity:
     mtime_ns: int
     inode: int
 
+    @property
+    def mtime(self) -> int:
+        """Modification time in whole seconds, as SFTP v3 carries it."""
+        return self.mtime_ns // 1_000_000_000
+
     @classmethod
     def of(cls, stat: os.stat_result) -> LocalIdentity:
         """Identity of a file from its ``os.stat`` result."""

@@ -9,6 +9,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
+from airflow_provider_sftp_resume.core.options import is_count
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import parse_verify
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
@@ -79,7 +80,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         self._result: dict[str, Any] | None = None  # the last successful try's XCom value
         for name in ("connect_attempts", "transfer_attempts"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
 
     def _download_options(

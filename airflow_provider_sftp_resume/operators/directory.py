@@ -8,6 +8,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_sftp_resume.core.batch import MAX_CONCURRENCY, RemoteSelection
 from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
+from airflow_provider_sftp_resume.core.options import is_count
 from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
 from airflow_provider_sftp_resume.lineage import Written
@@ -73,11 +74,7 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
         self.verify = verify
         self.post_action = post_action
         self.archive_dir = archive_dir
-        if (
-            isinstance(concurrency, bool)
-            or not isinstance(concurrency, int)
-            or not 1 <= concurrency <= MAX_CONCURRENCY
-        ):
+        if not is_count(concurrency, MAX_CONCURRENCY):
             raise ValueError(
                 f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
             )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider_sftp_resume.core.options import is_count
 from airflow_provider_sftp_resume.core.stability import StabilityWatch, StableSpec
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 from airflow_provider_sftp_resume.triggers.stable import SFTPFileStableTrigger
@@ -60,7 +61,7 @@ class SFTPFileStableSensor(BaseSensorOperator):
         self.min_files = min_files
         self.quiet_period = quiet_period
         self.deferrable = deferrable
-        if isinstance(min_files, bool) or not isinstance(min_files, int) or min_files < 1:
+        if not is_count(min_files):
             raise ValueError(f"min_files must be an integer of at least 1, got {min_files!r}")
         if not isinstance(quiet_period, int | float) or quiet_period < 0:
             raise ValueError(f"quiet_period must be zero or more seconds, got {quiet_period!r}")

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.airflow_env import connection_json
+from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tests.support.servers import ServerInfo
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
@@ -42,3 +45,14 @@ def sftp_conn(monkeypatch: pytest.MonkeyPatch) -> DefineConnection:
         return conn_id
 
     return define
+
+
+@pytest.fixture
+def proxy_conn(openssh_server: ServerInfo, sftp_conn: DefineConnection) -> Iterator[FaultProxy]:
+    """The ``sftp_test`` connection, routed through a fault proxy; stopped after the test."""
+    proxy = FaultProxy(openssh_server.port)
+    sftp_conn(openssh_server, port=proxy.port)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

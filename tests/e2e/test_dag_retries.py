@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.support.airflow_env import run_dag_test, task_instance, xcom_return
-from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tests.support.faultproxy import FaultProxy
     from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
@@ -38,22 +38,15 @@ def make_dag(dag_id: str, **operator_kwargs: Any) -> Any:
     return dag
 
 
-def test_interrupted_try_is_retried_and_resumes(
-    openssh_server: ServerInfo, sftp_conn: Any, tmp_path: Path
-) -> None:
+def test_interrupted_try_is_retried_and_resumes(proxy_conn: FaultProxy, tmp_path: Path) -> None:
     source = tmp_path / "remote.bin"
     digest = write_random(source, 16 * MiB, seed=21)
     target = tmp_path / "out" / "local.bin"
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        sftp_conn(openssh_server, port=proxy.port)
-        proxy.cut_after(6 * MiB)
-        dag = make_dag(
-            "e2e_retry", remote_path=str(source), local_path=str(target), create_intermediate_dirs=True
-        )
-        dag_run = run_dag_test(dag)
-    finally:
-        proxy.stop()
+    proxy_conn.cut_after(6 * MiB)
+    dag = make_dag(
+        "e2e_retry", remote_path=str(source), local_path=str(target), create_intermediate_dirs=True
+    )
+    dag_run = run_dag_test(dag)
 
     assert str(dag_run.state) == "success"
     ti = task_instance(dag_run, "fetch")
@@ -76,7 +69,7 @@ def _rewrite_same_size_keep_mtime(path: Path, seed: int) -> str:
 
 
 def test_remote_replaced_between_tries_restarts_and_gets_new_content(
-    openssh_server: ServerInfo, sftp_conn: Any, tmp_path: Path
+    proxy_conn: FaultProxy, tmp_path: Path
 ) -> None:
     source = tmp_path / "remote.bin"
     write_random(source, 12 * MiB, seed=22)
@@ -86,16 +79,11 @@ def test_remote_replaced_between_tries_restarts_and_gets_new_content(
     def replace_remote(context: Any) -> None:  # runs between the failed try and the retry
         new_digest["value"] = _rewrite_same_size_keep_mtime(source, seed=23)
 
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        sftp_conn(openssh_server, port=proxy.port)
-        proxy.cut_after(5 * MiB)
-        dag = make_dag(
-            "e2e_replaced", remote_path=str(source), local_path=str(target), on_retry_callback=replace_remote
-        )
-        dag_run = run_dag_test(dag)
-    finally:
-        proxy.stop()
+    proxy_conn.cut_after(5 * MiB)
+    dag = make_dag(
+        "e2e_replaced", remote_path=str(source), local_path=str(target), on_retry_callback=replace_remote
+    )
+    dag_run = run_dag_test(dag)
 
     assert str(dag_run.state) == "success"
     assert "value" in new_digest, "the retry callback must have replaced the remote file"
@@ -106,9 +94,7 @@ def test_remote_replaced_between_tries_restarts_and_gets_new_content(
     assert sha256_file(target) == new_digest["value"] == result["sha256"]
 
 
-def test_sigkilled_task_is_resumed_by_the_next_run(
-    openssh_server: ServerInfo, sftp_conn: Any, tmp_path: Path
-) -> None:
+def test_sigkilled_task_is_resumed_by_the_next_run(proxy_conn: FaultProxy, tmp_path: Path) -> None:
     import json
     import signal
     import subprocess
@@ -121,40 +107,35 @@ def test_sigkilled_task_is_resumed_by_the_next_run(
     digest = write_random(source, 24 * MiB, seed=24)
     target = tmp_path / "local.bin"
     sidecar = LocalPaths.for_target(target).sidecar
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        sftp_conn(openssh_server, port=proxy.port)
-        proxy.stall_after(7 * MiB)  # the victim hangs mid-file, as on a dead link, until killed
-        kwargs = {"remote_path": str(source), "local_path": str(target), "retries": 0, "stall_timeout": 600}
-        victim_log = open(tmp_path / "victim.log", "wb")  # noqa: SIM115 - closed below
-        victim = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.dag_in_subprocess", "e2e_kill_victim", json.dumps(kwargs)],
-            env=os.environ.copy(),
-            start_new_session=True,
-            stdout=victim_log,
-            stderr=subprocess.STDOUT,
-        )
-        kept = 0
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and victim.poll() is None:
-            if sidecar.exists():
-                kept = json.loads(sidecar.read_text())["segments"][0]["done"]
-                if kept >= 6 * MiB:
-                    break
-            time.sleep(0.1)
-        victim_log.close()
-        assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-3000:]
-        assert kept > 0
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=30)
-        assert victim.returncode == -signal.SIGKILL
-        assert not target.exists()
+    proxy_conn.stall_after(7 * MiB)  # the victim hangs mid-file, as on a dead link, until killed
+    kwargs = {"remote_path": str(source), "local_path": str(target), "retries": 0, "stall_timeout": 600}
+    victim_log = open(tmp_path / "victim.log", "wb")  # noqa: SIM115 - closed below
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.dag_in_subprocess", "e2e_kill_victim", json.dumps(kwargs)],
+        env=os.environ.copy(),
+        start_new_session=True,
+        stdout=victim_log,
+        stderr=subprocess.STDOUT,
+    )
+    kept = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and victim.poll() is None:
+        if sidecar.exists():
+            kept = json.loads(sidecar.read_text())["segments"][0]["done"]
+            if kept >= 6 * MiB:
+                break
+        time.sleep(0.1)
+    victim_log.close()
+    assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-3000:]
+    assert kept > 0
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    assert not target.exists()
 
-        proxy.heal()
-        dag = make_dag("e2e_kill_next", remote_path=str(source), local_path=str(target))
-        dag_run = run_dag_test(dag)
-    finally:
-        proxy.stop()
+    proxy_conn.heal()
+    dag = make_dag("e2e_kill_next", remote_path=str(source), local_path=str(target))
+    dag_run = run_dag_test(dag)
 
     assert str(dag_run.state) == "success"
     result = xcom_return(dag.dag_id, dag_run.run_id, "fetch")

@@ -14,28 +14,16 @@ import pytest
 
 from tests.conftest import sha256_file, write_random
 from tests.support.airflow_env import run_dag_test, task_instance, xcom_return
-from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
+    from tests.support.faultproxy import FaultProxy
     from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("airflow_db")
 RETRY = {"retries": 2, "retry_delay": timedelta(seconds=1), "checkpoint_interval": 0.05}
-
-
-@pytest.fixture
-def proxy_conn(openssh_server: ServerInfo, sftp_conn: Any) -> Iterator[FaultProxy]:
-    """The ``sftp_test`` connection, routed through a fault proxy."""
-    proxy = FaultProxy(openssh_server.port)
-    sftp_conn(openssh_server, port=proxy.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 def new_dag(dag_id: str) -> Any:
