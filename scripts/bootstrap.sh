@@ -4,6 +4,10 @@
 #   scripts/bootstrap.sh               ./.venv with the latest Airflow 3
 #   scripts/bootstrap.sh --airflow 2   ./.venv-airflow2 with the latest Airflow 2.11.x (and the provider
 #                                      versions pip's resolver finds that still support it)
+#   scripts/bootstrap.sh --airflow oldest
+#                                      ./.venv-oldest with the oldest versions pyproject.toml allows
+#                                      (scripts/oldest-constraints.txt: Airflow 2.11.0, ssh provider 4.1.0,
+#                                      sftp provider 5.3.0, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +18,9 @@ extras=test,openlineage,docs,deployment
 if [ "${1:-}" = "--airflow" ]; then
     case "${2:-}" in
         2) venv=.venv-airflow2; pins=("apache-airflow>=2.11,<3"); extras=test,openlineage,docs ;;
+        oldest) venv=.venv-oldest; pins=(-c scripts/oldest-constraints.txt); extras=test,openlineage ;;
         3) ;;
-        *) echo "bootstrap: --airflow takes 2 or 3" >&2; exit 2 ;;
+        *) echo "bootstrap: --airflow takes 2, 3 or oldest" >&2; exit 2 ;;
     esac
 fi
 
@@ -51,7 +56,7 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "bootstrap: creating $venv with $python"
     "$python" -m venv "$venv"
 fi
-stamp=$venv/.installed-$( (cat pyproject.toml; echo "$extras ${pins[@]+"${pins[@]}"}") | sha256sum | cut -c1-16)
+stamp=$venv/.installed-$( (cat pyproject.toml scripts/oldest-constraints.txt; echo "$extras ${pins[@]+"${pins[@]}"}") | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the package and test tools into $venv (a few minutes the first time)"
     "$venv/bin/python" -m pip install -q --upgrade pip

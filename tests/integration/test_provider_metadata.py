@@ -7,9 +7,12 @@ import inspect
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import airflow_provider_sftp_resume
@@ -119,3 +122,20 @@ def test_airflow_providers_hooks_keeps_the_stock_sftp_connection_type() -> None:
     assert sftp[0]["class"] == "airflow.providers.sftp.hooks.sftp.SFTPHook"
     assert sftp[0]["package_name"] == "apache-airflow-providers-sftp"
     assert not [row for row in rows if row["package_name"] == PACKAGE]
+
+
+def test_every_lower_bound_is_the_version_ci_tests_as_oldest() -> None:
+    """pyproject's lower bounds equal scripts/oldest-constraints.txt, which CI installs in ./.venv-oldest."""
+    root = Path(__file__).resolve().parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    bounds: dict[str, str] = {}
+    for requirement in declared:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9.]*)", requirement)
+        assert match, f"{requirement!r} has no plain lower bound: CI could not test its oldest version"
+        bounds[match[1].lower()] = match[2]
+    pinned: dict[str, str] = {}
+    for line in (root / "scripts" / "oldest-constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[name.strip().lower()] = version.strip()
+    assert bounds == pinned
