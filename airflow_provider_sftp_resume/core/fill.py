@@ -109,6 +109,8 @@ class SegmentFiller:
     :param log: the try's logger
     :param checkpointer: records written offsets and makes them durable
     :param hasher: hashes the contiguous written prefix
+    :param lock_fd: the descriptor holding the transfer lock, shared with segment worker processes
+        so that none of them can outlive the lock (see :mod:`.worker`)
     """
 
     def __init__(
@@ -122,8 +124,10 @@ class SegmentFiller:
         log: Logger,
         checkpointer: Checkpointer,
         hasher: TrailingHasher,
+        lock_fd: int | None = None,
     ) -> None:
         self.fd = fd
+        self.lock_fd = lock_fd
         self.paths = paths
         self.remote_path = remote_path
         self.open_session = open_session
@@ -227,6 +231,7 @@ class SegmentFiller:
             block_size=self._block,
             max_requests=self._requests,
             stall_timeout=self.options.stall_timeout,
+            lock_fd=self.lock_fd,
         )
         try:
             try:
