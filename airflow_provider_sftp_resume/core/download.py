@@ -181,7 +181,7 @@ async def download_file(
     options = options or DownloadOptions()
     paths = LocalPaths.for_target(local_path)
     check_target(paths, create_intermediate_dirs=options.create_intermediate_dirs)
-    with TransferLock(paths.lock, paths.target):
+    with TransferLock(paths.lock, paths.target) as lock:
         async with open_session() as remote_fs:
             try_ = _DownloadTry(
                 remote_fs,
@@ -191,6 +191,7 @@ async def download_file(
                 logger or log,
                 open_session=open_session,
                 started=started,
+                lock_fd=lock.fileno(),
             )
             return await try_.run()
 
@@ -208,8 +209,10 @@ class _DownloadTry:
         *,
         open_session: SessionFactory,
         started: float,
+        lock_fd: int | None = None,
     ) -> None:
         self.fs = remote_fs
+        self.lock_fd = lock_fd  # shared with segment workers: none outlives the lock
         self.open_session = open_session  # for extra connections
         self.remote_path = remote_path
         self.paths = paths
@@ -363,6 +366,7 @@ class _DownloadTry:
                     log=self.log,
                     checkpointer=checkpointer,
                     hasher=hasher,
+                    lock_fd=self.lock_fd,
                 )
                 await filler.run(reader, self._connections(), self._pipeline_shape)
                 self.transferred, self.first_byte_at = filler.transferred, filler.first_byte_at

@@ -31,7 +31,7 @@ from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.worker import SegmentWorker
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
     from airflow_provider_sftp_resume.core.download import DownloadOptions
@@ -43,13 +43,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: Seconds allowed to close a remote handle after a failure (the link may be dead).
 CLOSE_TIMEOUT = 2.0
+#: Extra seconds of silence allowed from a segment worker beyond ``stall_timeout``: the worker
+#: times its own link and reports the stall itself, which says more (offset) than the parent can.
+WORKER_SILENCE_GRACE = 1.0
 #: Errors that mean "this extra connection could not be opened" rather than "the transfer failed".
 REFUSED = (ConnectionFailed, TransferInterrupted, AuthenticationFailed)
 
 
 async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
     """
-    Await a request that must answer within ``seconds``: a dead link must not hang the try.
+    Await one small request that must answer within ``seconds``: a dead link must not hang the try.
+
+    This is a deadline, for requests that move a bounded, small amount of data (a stat, an open, a
+    64 KiB read). Work that can legitimately take longer on a slow link (a whole segment) is guarded
+    by :func:`stall_watchdog` instead, which only fires when progress stops.
 
     :raises TransferStalled: no answer in time
     """
@@ -59,6 +66,29 @@ async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T
         raise TransferStalled(
             f"No answer for {seconds:g} s while {what}; treating the link as dead."
         ) from None
+
+
+@contextlib.asynccontextmanager
+async def stall_watchdog(seconds: float, what: str) -> AsyncIterator[Callable[[], None]]:
+    """
+    An inactivity timer, not a deadline: fail only when nothing happened for ``seconds``.
+
+    Yields ``alive``; call it on every sign of progress to restart the count. A slow link that keeps
+    delivering never trips it, however long the whole job takes.
+
+    :param seconds: silence allowed
+    :param what: what is being waited for (for the message)
+    :raises TransferStalled: ``alive`` was not called for ``seconds``
+    """
+    loop = asyncio.get_running_loop()
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            yield lambda: timeout.reschedule(loop.time() + seconds)
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # a TimeoutError of the body's own, not the watchdog's
+        raise TransferStalled(f"Nothing for {seconds:g} s while {what}; treating the link as dead.") from None
 
 
 async def close_quietly(handle: RemoteReader | RemoteWriter) -> None:
@@ -79,6 +109,8 @@ class SegmentFiller:
     :param log: the try's logger
     :param checkpointer: records written offsets and makes them durable
     :param hasher: hashes the contiguous written prefix
+    :param lock_fd: the descriptor holding the transfer lock, shared with segment worker processes
+        so that none of them can outlive the lock (see :mod:`.worker`)
     """
 
     def __init__(
@@ -92,8 +124,10 @@ class SegmentFiller:
         log: Logger,
         checkpointer: Checkpointer,
         hasher: TrailingHasher,
+        lock_fd: int | None = None,
     ) -> None:
         self.fd = fd
+        self.lock_fd = lock_fd
         self.paths = paths
         self.remote_path = remote_path
         self.open_session = open_session
@@ -197,6 +231,7 @@ class SegmentFiller:
             block_size=self._block,
             max_requests=self._requests,
             stall_timeout=self.options.stall_timeout,
+            lock_fd=self.lock_fd,
         )
         try:
             try:
@@ -204,15 +239,22 @@ class SegmentFiller:
             except (*REFUSED, OSError, TimeoutError) as exc:
                 self._refused.append(exc)
                 return
-            while self._todo:
-                index = self._todo.popleft()
-                segment = self.checkpointer.written.segments[index]
-                # The worker watches its own link; this guards against a worker that stops talking.
-                await answer_within(
-                    worker.fill(index, segment.done, segment.end, self._record),
-                    self.options.stall_timeout,
-                    "waiting for a segment worker",
-                )
+            # The worker times its own link (no bytes for stall_timeout); this watchdog catches a
+            # worker that stops talking. Every progress report restarts it: a slow link that keeps
+            # delivering is never a stall, however long a segment takes.
+            async with stall_watchdog(
+                self.options.stall_timeout + WORKER_SILENCE_GRACE, "waiting for a segment worker"
+            ) as alive:
+
+                def progress(index: int, offset: int) -> None:
+                    alive()
+                    self._record(index, offset)
+
+                while self._todo:
+                    index = self._todo.popleft()
+                    segment = self.checkpointer.written.segments[index]
+                    alive()
+                    await worker.fill(index, segment.done, segment.end, progress)
             await worker.stop()
         finally:
             await worker.close()

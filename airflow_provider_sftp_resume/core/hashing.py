@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CHUNK = 1024 * 1024  # 1 MiB
+#: ``_final`` once the transfer failed: stop hashing.
+ABANDONED = -1
+#: Seconds :meth:`TrailingHasher.abandon` waits for the thread (one chunk takes milliseconds).
+ABANDON_WAIT = 0.2
 #: Blocks kept for hashing from memory; beyond this the hasher reads the file instead (bounded RAM).
 MAX_QUEUED_BLOCKS = 64
 
@@ -73,7 +77,6 @@ class TrailingHasher:
             self._final = size
             self._cond.notify()
         self._thread.join()
-        os.close(self._fd)
         if self._error is not None:
             raise self._error
         if self._hashed != size:
@@ -81,12 +84,16 @@ class TrailingHasher:
         return self._digest.hexdigest()
 
     def abandon(self) -> None:
-        """Stop hashing (the transfer failed) and release the file."""
+        """
+        Stop hashing (the transfer failed) and release the file, without waiting for the kept prefix.
+
+        The thread stops after the chunk in hand (at most :data:`CHUNK` bytes) and closes the file
+        itself, so a failure path (``on_kill`` included) never waits for gigabytes to be hashed.
+        """
         with self._cond:
-            self._final = -1
+            self._final = ABANDONED
             self._cond.notify()
-        self._thread.join()
-        os.close(self._fd)
+        self._thread.join(ABANDON_WAIT)
 
     def _from_memory(self, limit: int) -> bytes:
         """The next bytes to hash if a queued block holds them; blocks already hashed are dropped."""
@@ -101,17 +108,22 @@ class TrailingHasher:
                 self._blocks.append((offset, data))  # not its turn yet: keep it
         return b""
 
+    def _abandoned(self) -> bool:
+        return self._final == ABANDONED  # one int read: no lock needed to notice it
+
     def _run(self) -> None:
         try:
             while True:
                 with self._cond:
                     while self._hashed >= self._watermark and self._final is None:
                         self._cond.wait()
-                    if self._final == -1:
+                    if self._abandoned():
                         return
                     limit = self._watermark
                     final = self._final
                 while self._hashed < limit:
+                    if self._abandoned():
+                        return
                     data = self._from_memory(limit) or os.pread(
                         self._fd, min(CHUNK, limit - self._hashed), self._hashed
                     )
@@ -123,3 +135,5 @@ class TrailingHasher:
                     return
         except BaseException as exc:  # reported by finish()
             self._error = exc
+        finally:
+            os.close(self._fd)  # the thread owns the descriptor: abandon() does not wait for it

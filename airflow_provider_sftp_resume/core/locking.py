@@ -63,6 +63,10 @@ class TransferLock:
                 return
             os.close(fd)  # the holder removed the file between our open and our lock: try again
 
+    def fileno(self) -> int | None:
+        """The descriptor holding the lock while it is held (a child that inherits it holds it too)."""
+        return self._fd
+
     def release(self) -> None:
         """Remove the lock file and release the lock."""
         if self._fd is None:

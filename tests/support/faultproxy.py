@@ -10,6 +10,9 @@ It runs its own event loop in a thread and forwards 127.0.0.1:<port> to the serv
   either direction while keeping the sockets open (a black-holed link);
 - ``latency``: delay every chunk by ``rtt / 2`` in each direction without limiting throughput, as a
   long link does;
+- :meth:`FaultProxy.hold` / :meth:`FaultProxy.release`: stop delivering server-to-client bytes
+  without losing any (the server's sends back up in TCP), then deliver them again, as a link that
+  stalls and recovers does; a reader blocked meanwhile wakes up with the bytes it asked for;
 - ``rate``: deliver server-to-client bytes at most this fast (bytes per second), as a slow link does;
   a cut then lands seconds into a transfer instead of a fraction of a second.
 """
@@ -69,6 +72,8 @@ class FaultProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled = False
         self._rate: float | None = rate
+        self._flowing = asyncio.Event()  # cleared by hold(): downstream reading pauses
+        self._flowing.set()
         self._rate_due = 0.0  # when the bytes let through so far have had their time at the rate
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
@@ -88,6 +93,14 @@ class FaultProxy:
     def stall_after(self, nbytes: int) -> None:
         """Stop forwarding (both ways, sockets left open) after ``nbytes`` more server-to-client bytes."""
         self._call(lambda: setattr(self._plan, "stall_at", self.server_to_client + nbytes))
+
+    def hold(self) -> None:
+        """Stop forwarding server-to-client bytes, keeping them (sockets stay open, nothing is lost)."""
+        self._call(self._flowing.clear)
+
+    def release(self) -> None:
+        """Forward again what :meth:`hold` held back, and everything after it."""
+        self._call(self._flowing.set)
 
     def limit_connections(self, count: int | None) -> None:
         """Refuse (reset) connections beyond ``count`` open at once, as a per-user limit would."""
@@ -214,6 +227,8 @@ class FaultProxy:
         delivery = asyncio.ensure_future(deliver())
         try:
             while True:
+                if downstream:
+                    await self._flowing.wait()
                 data = await reader.read(CHUNK)
                 if not data:
                     queue.put_nowait((0.0, b""))
