@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, RemotePathError
-from airflow_provider_sftp_resume.core.localfiles import read_sidecar, remove_quietly, write_sidecar
+from airflow_provider_sftp_resume.core.localfiles import (
+    os_error_to_local,
+    read_sidecar,
+    remove_quietly,
+    write_sidecar,
+)
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.names import POST_ACTION_SUFFIX
 from airflow_provider_sftp_resume.core.state import UnusableState
@@ -191,7 +196,10 @@ class RemotePostAction:
                 f"kept: the remote file changed after it was downloaded (size {size} -> {now.size}, "
                 f"mtime {mtime} -> {now.mtime})"
             )
-        local = os.stat(local_path, follow_symlinks=False)
+        try:
+            local = os.stat(local_path, follow_symlinks=False)
+        except OSError as exc:
+            raise os_error_to_local(exc, local_path, "recording the post-action of") from None
         record = PostActionRecord(
             action=self.action.value,
             remote_path=remote_path,
