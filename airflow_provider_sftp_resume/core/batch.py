@@ -3,9 +3,10 @@ Many files in one try: list a remote directory or glob, then download each file 
 
 Every file goes through :func:`~.download.download_file` (its own ``.part``, sidecar, verification
 and atomic rename), up to ``concurrency`` at once over a small pool of reused SFTP sessions. A file
-that fails does not stop the others; the try fails at the end, naming each failed file, so the
-retry finds the finished files complete and unchanged (skipped, nothing transferred) and resumes
-the rest.
+that fails, whatever the error, does not stop the others: it becomes a ``failed`` outcome, and the
+try fails at the end, naming each failed file, so the retry finds the finished files complete and
+unchanged (skipped, nothing transferred) and resumes the rest. When the batch itself is stopped
+(cancelled), every file still running is cancelled and awaited before the sessions are closed.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import fnmatch
 import posixpath
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import (
     BatchFailed,
     RemotePathError,
@@ -26,15 +28,20 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     UnsafeRemoteName,
 )
+from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.names import check_relative_name, local_path_for
+from airflow_provider_sftp_resume.core.postaction import (
+    PostActionRecord,
+    RemotePostAction,
+    download_with_post_action,
+    pending_records,
+)
 from airflow_provider_sftp_resume.core.progress import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
-    from airflow_provider_sftp_resume.core.postaction import RemotePostAction
     from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, RemoteStat, SessionFactory
 
 log = engine_logger(__name__)
@@ -111,7 +118,9 @@ async def list_selection(
     List the files a selection covers.
 
     Symbolic links on the server are followed only when they resolve inside ``root``; a link that
-    leads out of it is refused, as is a name that could escape the local directory.
+    leads out of it is refused, as is a name that could escape the local directory or is not UTF-8
+    (when the selection would include it: a partner's ``upload.csv.part`` next to ``*.csv`` is no
+    reason to fail).
 
     :return: the files, sorted by relative path; and the refusals, one message each
     :raises RemotePathError: ``root`` is not a directory
@@ -134,7 +143,8 @@ async def list_selection(
             try:
                 check_relative_name(relative)
             except UnsafeRemoteName as exc:
-                refused.append(str(exc))
+                if selection.recursive if entry.stat.is_dir else selection.matches(relative):
+                    refused.append(str(exc))
                 continue
             full = posixpath.join(selection.root, relative)
             stat = entry.stat
@@ -327,7 +337,19 @@ async def download_selection(
                     pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
                 )
 
-        outcomes = list(await asyncio.gather(*(one(f) for f in files)))
+        # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(f)) for f in files]
+        outcomes = [task.result() for task in tasks]
+        if post_action is not None:
+            outcomes += await _settle_earlier_post_actions(
+                pool,
+                selection,
+                local_dir=local_dir,
+                listed={f.relative for f in files},
+                post_action=post_action,
+                logger=logger,
+            )
     finally:
         await pool.close()
     outcomes += [FileOutcome("", "", "", "refused", error=message) for message in refused]
@@ -362,27 +384,29 @@ async def _download_one(
     local = str(local_dir / remote.relative)
     try:
         target = local_path_for(local_dir, remote.relative)
-        result = await download_file(pool, remote.remote_path, target, options, logger=logger)
-        done = None
-        if post_action is not None:
-            async with pool() as fs:
-                done = await post_action.apply(
-                    fs, remote.remote_path, result.size, result.remote_mtime or 0, remote.relative
-                )
-            logger.info("%s: %s", remote.remote_path, done)
+        result = await download_with_post_action(
+            pool,
+            remote.remote_path,
+            target,
+            options,
+            post_action,
+            relative=remote.relative,
+            logger=logger,
+        )
     except UnsafeRemoteName as exc:
         logger.warning("%s", exc)
         return FileOutcome(remote.relative, remote.remote_path, local, "refused", error=str(exc))
-    except TransferError as exc:
-        logger.warning("%s failed: %s", remote.remote_path, exc)
+    except Exception as exc:  # every error of one file is that file's outcome, never the batch's
+        error, retriable = _describe_failure(exc, Path(local))
+        logger.warning("%s failed: %s", remote.remote_path, error)
         return FileOutcome(
             remote.relative,
             remote.remote_path,
             local,
             "failed",
             size=remote.stat.size,
-            error=str(exc),
-            retriable=exc.retriable,
+            error=error,
+            retriable=retriable,
         )
     status = "skipped" if result.skipped else "resumed" if result.resumed_from else "downloaded"
     return FileOutcome(
@@ -394,8 +418,71 @@ async def _download_one(
         bytes_transferred=result.bytes_transferred,
         resumed_from=result.resumed_from,
         sha256=result.sha256,
-        post_action=done,
+        post_action=result.post_action,
     )
+
+
+def _describe_failure(exc: Exception, local: Path) -> tuple[str, bool]:
+    """The message of what one file raised, and whether a retry can fix it (local OSErrors mapped)."""
+    if isinstance(exc, OSError):
+        exc = os_error_to_local(exc, Path(exc.filename) if exc.filename else local, "writing")
+    if isinstance(exc, TransferError):
+        return str(exc), exc.retriable
+    # Not a known failure (a bug, most likely): retriable, as Airflow treats any other exception.
+    return f"Unexpected {type(exc).__name__} while downloading to {local}: {exc}", True
+
+
+async def _settle_earlier_post_actions(
+    pool: SessionPool,
+    selection: RemoteSelection,
+    *,
+    local_dir: Path,
+    listed: set[str],
+    post_action: RemotePostAction,
+    logger: Logger,
+) -> list[FileOutcome]:
+    """
+    Report (and clear) post-actions of an earlier try whose reply was lost.
+
+    Such a file is no longer on the server, so the listing does not show it; its record next to the
+    local file proves what was done (see :mod:`.postaction`).
+    """
+    outcomes = []
+    for local in await asyncio.to_thread(pending_records, local_dir):
+        relative = local.relative_to(local_dir).as_posix()
+        if relative in listed or not selection.matches(relative):
+            continue
+        remote_path = posixpath.join(selection.root, relative)
+        try:
+            async with pool() as fs:
+                found = await post_action.recover(fs, remote_path, local)
+        except TransferError as exc:
+            logger.warning("Could not check the earlier post-action of %s: %s", remote_path, exc)
+            continue
+        if found is None:
+            logger.warning(
+                "%s has the record of an earlier post-action on %s, which cannot be confirmed (the remote "
+                "file, the archived copy or the local file differ from it); the record was removed",
+                local,
+                remote_path,
+            )
+            PostActionRecord.clear(local)
+            continue
+        done, record = found
+        logger.info("%s: %s by an earlier try whose reply was lost", remote_path, done)
+        outcomes.append(
+            FileOutcome(
+                relative,
+                remote_path,
+                str(local),
+                "skipped",
+                size=record.size,
+                resumed_from=record.size,
+                sha256=record.sha256,
+                post_action=done,
+            )
+        )
+    return outcomes
 
 
 def _raise_for_failures(result: BatchResult) -> None:

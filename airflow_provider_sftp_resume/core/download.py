@@ -9,12 +9,13 @@ touched until the replacement is complete and checked.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
@@ -62,6 +63,8 @@ from airflow_provider_sftp_resume.core.verify import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_sftp_resume.core.remote import (
         RemoteFileSystem,
         RemoteReader,
@@ -74,6 +77,26 @@ MAX_CONNECTIONS = 16
 DISK_FULL_GIVE_BACK = 1024 * 1024  # 1 MiB
 
 log = engine_logger(__name__)
+T = TypeVar("T")
+
+
+async def in_thread(func: Callable[..., T], *args: Any) -> T:
+    """
+    Run blocking file work (hashing, fsync) in a thread, off the event loop.
+
+    A cancelled caller still waits for the thread to finish before the cancellation goes on: the
+    work may use a descriptor that the caller closes next.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # retrieved: the cancellation is what the caller sees
+        raise
 
 
 @dataclass(frozen=True)
@@ -235,6 +258,12 @@ class _DownloadTry:
             )
         if not remote.is_regular:
             raise RemotePathError(f"Remote path {self.remote_path} is not a regular file.")
+        if not remote.size_known:
+            raise RemotePathError(
+                f"The server did not report the size of {self.remote_path} (the SFTP size attribute "
+                "is missing), so a download could not be proven complete. Use a server that reports "
+                "file sizes; nothing was written."
+            )
         self.log.info(
             "Connected. Remote file %s: %d bytes (%s), mtime %d",
             self.remote_path,
@@ -247,7 +276,13 @@ class _DownloadTry:
             if self.options.skip_unchanged and await self.requests.bounded(
                 self._target_matches(reader, remote), "comparing the existing target"
             ):
-                return self._skipped(remote)
+                # Hashing a large file takes seconds: in a thread, so sibling transfers keep moving.
+                digest = await in_thread(sha256_of_file, self.paths.target)
+                if self.options.expected_sha256 in (None, digest):
+                    return self._skipped(remote, digest)
+                self.log.info(
+                    "Existing %s does not match expected_sha256; downloading again", self.paths.target
+                )
             return await self._transfer(reader, remote)
         finally:
             await close_quietly(reader)
@@ -277,14 +312,10 @@ class _DownloadTry:
                 "Existing %s differs in its last %d bytes; downloading again", self.paths.target, tail_length
             )
             return False
-        if self.options.expected_sha256 and sha256_of_file(self.paths.target) != self.options.expected_sha256:
-            self.log.info("Existing %s does not match expected_sha256; downloading again", self.paths.target)
-            return False
         return True
 
-    def _skipped(self, remote: RemoteStat) -> DownloadResult:
+    def _skipped(self, remote: RemoteStat, digest: str) -> DownloadResult:
         discard_partial(self.paths)
-        digest = sha256_of_file(self.paths.target)
         self.log.info(
             "%s is already complete and unchanged (same size, mtime and last %d bytes as the remote "
             "file); skipping the transfer. sha256 %s",
@@ -375,7 +406,6 @@ class _DownloadTry:
                     self._check_unchanged(reader, remote, state), "re-checking the remote file"
                 )
                 await checkpointer.flush()
-                digest = hasher.finish(remote.size)
             except RemoteChanged:
                 hasher.abandon()
                 await checkpointer.stop()
@@ -393,8 +423,10 @@ class _DownloadTry:
                         remote.size,
                     )
                 raise
+            # Not under the handlers above: finish() has released the hasher, even when it raises.
+            digest = await in_thread(hasher.finish, remote.size)
             self._check_digest(digest, resumed_from)
-            self._publish(fd, remote)
+            await in_thread(self._publish, fd, remote)
         except RemoteChanged:
             discard_partial(self.paths)  # the kept bytes belong to a version that no longer exists
             raise

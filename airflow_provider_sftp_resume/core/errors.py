@@ -14,6 +14,7 @@ time) or whether a person has to fix something first::
     │   ├── RemoteFileNotFound         the remote path does not exist (yet)
     │   ├── TransferLocked             another try holds the lock on the same local path
     │   ├── LocalDiskFull              no space left for the ``.part`` file
+    │   ├── RemoteDiskFull             the server's disk is full or the user's quota is exceeded
     │   ├── SourceChanged              the local file changed while it was uploaded
     │   ├── IntegrityError             finished file failed its checksum after a *resumed* try
     │   └── SomeFilesFailed            a batch finished with some files failed (retriable ones)
@@ -92,6 +93,10 @@ class TransferLocked(RetriableTransferError):
 
 class LocalDiskFull(RetriableTransferError):
     """The local file system ran out of space; the next try resumes once space is freed."""
+
+
+class RemoteDiskFull(RetriableTransferError):
+    """The server's disk is full or the login's quota is exceeded; the next try resumes once there is room."""
 
 
 class SourceChanged(RetriableTransferError):

@@ -20,6 +20,9 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from airflow_provider_sftp_resume.core.errors import IntegrityError
+from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -40,6 +43,7 @@ class TrailingHasher:
     """
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self._digest = hashlib.sha256()
         self._hashed = 0
@@ -70,17 +74,24 @@ class TrailingHasher:
         """
         Wait until ``size`` bytes are hashed and return the hex digest.
 
-        :raises OSError: the file could not be read back
+        :raises LocalPathError: the file could not be read back
+        :raises IntegrityError: the file is shorter than ``size`` (something else truncated it)
         """
         with self._cond:
             self._watermark = max(self._watermark, size)
             self._final = size
             self._cond.notify()
         self._thread.join()
+        if isinstance(self._error, OSError):
+            raise os_error_to_local(self._error, self._path, "reading") from self._error
         if self._error is not None:
             raise self._error
         if self._hashed != size:
-            raise OSError(f"read back {self._hashed} bytes of the .part file, expected {size}")
+            raise IntegrityError(
+                f"Read back only {self._hashed} of {size} bytes of {self._path}: something else "
+                "shortened it during the transfer. The next try finds it shorter than its resume state "
+                "and starts over."
+            )
         return self._digest.hexdigest()
 
     def abandon(self) -> None:

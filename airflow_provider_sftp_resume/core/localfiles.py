@@ -82,7 +82,12 @@ def os_error_to_local(exc: OSError, path: Path, doing: str) -> TransferError:
             f"Refusing to follow the symbolic link at {path} while {doing} it. Remove the link; "
             "this package only writes regular files it creates itself."
         )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno == errno.EROFS:
+        return LocalPathError(
+            f"{path} is on a read-only file system ({exc.strerror}) while {doing} it. Remount that "
+            "file system read-write or choose a local_path on a writable one."
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return LocalPathError(
             f"No permission to write {path} ({exc.strerror}). Give the Airflow worker's user write "
             "access to that directory or choose another local_path."
@@ -115,6 +120,11 @@ def check_target(paths: LocalPaths, *, create_intermediate_dirs: bool) -> None:
     elif not parent.is_dir():
         raise LocalPathError(f"{parent} is not a directory, so {target.name} cannot be written there.")
     if not os.access(parent, os.W_OK | os.X_OK):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:
+            raise LocalPathError(
+                f"{parent} is on a read-only file system, so {target.name} cannot be written there. "
+                "Remount it read-write or choose a local_path on a writable file system."
+            )
         raise LocalPathError(
             f"No permission to write in {parent}. Give the Airflow worker's user write access to "
             "that directory or choose another local_path."

@@ -2,9 +2,10 @@
 Remote names are untrusted: map them to local paths that cannot leave the target directory.
 
 A listing comes from the server, which may be hostile or simply odd. A name is refused when it is
-empty, absolute, has ``.``/``..`` components or a NUL, or when it would collide with this package's
-own working files (``.part``, ``.part.json``, ``.part.lock``). An existing local component that is a
-symbolic link is refused too: following it could write anywhere.
+empty, absolute, has ``.``/``..`` components or a NUL, is not valid UTF-8, or when any of its
+components would collide with this package's own working files (``.part``, ``.part.json``,
+``.part.lock``, ``.part.post.json``). An existing local component that is a symbolic link is refused
+too: following it could write anywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,30 @@ from pathlib import Path, PurePosixPath
 from airflow_provider_sftp_resume.core.errors import UnsafeRemoteName
 from airflow_provider_sftp_resume.core.localfiles import LOCK_SUFFIX, PART_SUFFIX, SIDECAR_SUFFIX
 
-_RESERVED_SUFFIXES = (PART_SUFFIX, SIDECAR_SUFFIX, SIDECAR_SUFFIX + ".tmp", LOCK_SUFFIX)
+#: Record of a post-action in progress (see :mod:`.postaction`), next to the local file.
+POST_ACTION_SUFFIX = ".part.post.json"
+_RESERVED_SUFFIXES = (
+    PART_SUFFIX,
+    SIDECAR_SUFFIX,
+    SIDECAR_SUFFIX + ".tmp",
+    LOCK_SUFFIX,
+    POST_ACTION_SUFFIX,
+    POST_ACTION_SUFFIX + ".tmp",
+)
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether ``name`` came from valid UTF-8 (listings keep other bytes as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(relative: str) -> str:
+    """``relative`` for a message: quoted, or as escaped bytes (``b'caf\\xe9.csv'``) when not UTF-8."""
+    return repr(relative) if _is_utf8(relative) else repr(relative.encode("utf-8", "surrogateescape"))
 
 
 def check_relative_name(relative: str) -> PurePosixPath:
@@ -25,20 +49,27 @@ def check_relative_name(relative: str) -> PurePosixPath:
 
     :raises UnsafeRemoteName: the name could escape the target directory or clash with working files
     """
+    name = printable_name(relative)
     if not relative or "\0" in relative:
-        raise UnsafeRemoteName(f"Refusing the remote name {relative!r}: it is empty or holds a NUL byte.")
-    path = PurePosixPath(relative)
-    if path.is_absolute() or any(part in ("", ".", "..") for part in relative.split("/")):
+        raise UnsafeRemoteName(f"Refusing the remote name {name}: it is empty or holds a NUL byte.")
+    if not _is_utf8(relative):
         raise UnsafeRemoteName(
-            f"Refusing the remote name {relative!r}: it is absolute or has '.'/'..' components, so it "
+            f"Refusing the remote name {name}: it is not valid UTF-8, so it has no faithful local "
+            "name. Nothing was written for it; rename it on the server or narrow the pattern."
+        )
+    path = PurePosixPath(relative)
+    parts = relative.split("/")
+    if path.is_absolute() or any(part in ("", ".", "..") for part in parts):
+        raise UnsafeRemoteName(
+            f"Refusing the remote name {name}: it is absolute or has '.'/'..' components, so it "
             "could land outside the local directory. Nothing was written for it; rename it on the server "
             "or narrow the pattern."
         )
-    if path.name.endswith(_RESERVED_SUFFIXES):
+    if any(part.endswith(_RESERVED_SUFFIXES) for part in parts):
         raise UnsafeRemoteName(
-            f"Refusing the remote name {relative!r}: it ends like this package's working files "
-            f"({', '.join(_RESERVED_SUFFIXES)}) and would clash with another file's resume state. "
-            "Rename it on the server or narrow the pattern."
+            f"Refusing the remote name {name}: it (or a directory on its way) ends like this package's "
+            f"working files ({', '.join(_RESERVED_SUFFIXES)}) and would clash with another file's "
+            "resume state. Rename it on the server or narrow the pattern."
         )
     return path
 

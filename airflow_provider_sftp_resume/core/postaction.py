@@ -5,17 +5,52 @@ Runs only after :func:`~.download.download_file` returned (the local file is pub
 never before. SFTP has no "delete if unchanged", so the file is stat'ed first and left alone when
 its size or mtime differ from the version that was downloaded: a partner who replaced it in the
 meantime keeps the new file.
+
+**Lost replies.** A REMOVE or RENAME can be carried out by the server while its reply is lost with
+the link; the try then fails, and the retry finds no remote file. So just before the request is sent,
+a small record (``<local_path>.part.post.json``) notes what is about to be done, to which version
+(size, mtime), and the identity of the verified local file. A retry that finds the remote file gone
+succeeds only with that proof: the record is there, the local file is the one recorded (same size,
+mtime and inode), and for ``move`` the archived file has the recorded size and mtime. It reports
+``already deleted`` or ``already moved to ...``. Without the record a missing remote file stays
+:class:`~.errors.RemoteFileNotFound`: a complete local file alone does not prove that the remote
+file was ever dealt with.
+
+**Never overwrite the archive.** ``move`` does not replace a file of the same name in
+``archive_dir``: it takes the first free name of ``<name>.1``, ``<name>.2``, ... and says so.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import os
 import posixpath
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
+from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, RemotePathError
+from airflow_provider_sftp_resume.core.localfiles import (
+    os_error_to_local,
+    read_sidecar,
+    remove_quietly,
+    write_sidecar,
+)
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.names import POST_ACTION_SUFFIX
+from airflow_provider_sftp_resume.core.state import UnusableState
+from airflow_provider_sftp_resume.core.verify import format_verify
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem
+    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, SessionFactory
+
+log = engine_logger(__name__)
+
+#: How many numbered names ``move`` tries in ``archive_dir`` before it gives up.
+MAX_ARCHIVE_NAMES = 1000
 
 
 class PostAction(enum.StrEnum):
@@ -26,13 +61,83 @@ class PostAction(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class PostActionRecord:
+    """
+    What a post-action is about to do, written next to the local file before the request is sent.
+
+    :param action: ``delete`` or ``move``
+    :param remote_path: the remote file
+    :param destination: where ``move`` puts it (``None`` for ``delete``)
+    :param size: the remote file's size, as downloaded
+    :param mtime: the remote file's mtime, as downloaded
+    :param sha256: hex sha256 of the verified local file
+    :param local_size: the local file's size
+    :param local_mtime_ns: the local file's mtime in nanoseconds
+    :param local_inode: the local file's inode
+    """
+
+    action: str
+    remote_path: str
+    destination: str | None
+    size: int
+    mtime: int
+    sha256: str
+    local_size: int
+    local_mtime_ns: int
+    local_inode: int
+
+    @staticmethod
+    def path_for(local_path: Path) -> Path:
+        """Where the record of ``local_path`` lives."""
+        return local_path.with_name(local_path.name + POST_ACTION_SUFFIX)
+
+    def matches_local(self, local_path: Path) -> bool:
+        """Whether ``local_path`` is still the verified file this record was written for."""
+        try:
+            now = os.stat(local_path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (now.st_size, now.st_mtime_ns, now.st_ino) == (
+            self.local_size,
+            self.local_mtime_ns,
+            self.local_inode,
+        )
+
+    def write(self, local_path: Path) -> None:
+        """Write the record atomically and durably."""
+        write_sidecar(self.path_for(local_path), json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, local_path: Path) -> PostActionRecord | None:
+        """The record next to ``local_path``, or ``None`` when there is none or it is unusable."""
+        try:
+            data: Any = json.loads(read_sidecar(cls.path_for(local_path)))
+            record = cls(**data)
+        except (FileNotFoundError, UnusableState, ValueError, TypeError):
+            return None
+        ints = (record.size, record.mtime, record.local_size, record.local_mtime_ns, record.local_inode)
+        texts = (record.action, record.remote_path, record.sha256)
+        if not all(type(v) is int for v in ints) or not all(type(v) is str for v in texts):
+            return None
+        if record.destination is not None and type(record.destination) is not str:
+            return None
+        return record
+
+    @classmethod
+    def clear(cls, local_path: Path) -> None:
+        """Remove the record of ``local_path`` (and a temporary file left by a crash)."""
+        path = cls.path_for(local_path)
+        remove_quietly(path, path.with_name(path.name + ".tmp"))
+
+
+@dataclass(frozen=True)
 class RemotePostAction:
     """
     A post-action and, for ``move``, where the file goes.
 
     :param action: ``delete`` or ``move``
     :param archive_dir: remote directory for ``move`` (the file keeps its name, or its relative path
-        in a directory download); created if missing
+        in a directory download; a numbered name when that is taken); created if missing
     """
 
     action: PostAction
@@ -63,16 +168,26 @@ class RemotePostAction:
         return cls(parsed, archive_dir)
 
     def destination(self, remote_path: str, relative: str | None = None) -> str:
-        """Where ``move`` puts ``remote_path`` (``relative``: its path inside a downloaded directory)."""
+        """Where ``move`` puts ``remote_path`` if that name is free (``relative``: its path in the tree)."""
         assert self.archive_dir is not None
         return posixpath.join(self.archive_dir, relative or posixpath.basename(remote_path))
 
     async def apply(
-        self, fs: RemoteFileSystem, remote_path: str, size: int, mtime: int, relative: str | None = None
+        self,
+        fs: RemoteFileSystem,
+        remote_path: str,
+        size: int,
+        mtime: int,
+        relative: str | None = None,
+        *,
+        local_path: Path,
+        sha256: str,
     ) -> str:
         """
         Delete or move ``remote_path`` if it is still the version downloaded (``size``, ``mtime``).
 
+        :param local_path: the verified local copy (its identity goes into the record)
+        :param sha256: its digest, for the result of a retry that finds the action already done
         :return: what was done, for the result and the log
         """
         now = await fs.stat(remote_path)
@@ -81,10 +196,153 @@ class RemotePostAction:
                 f"kept: the remote file changed after it was downloaded (size {size} -> {now.size}, "
                 f"mtime {mtime} -> {now.mtime})"
             )
+        try:
+            local = os.stat(local_path, follow_symlinks=False)
+        except OSError as exc:
+            raise os_error_to_local(exc, local_path, "recording the post-action of") from None
+        record = PostActionRecord(
+            action=self.action.value,
+            remote_path=remote_path,
+            destination=None,
+            size=size,
+            mtime=mtime,
+            sha256=sha256,
+            local_size=local.st_size,
+            local_mtime_ns=local.st_mtime_ns,
+            local_inode=local.st_ino,
+        )
         if self.action is PostAction.DELETE:
+            record.write(local_path)
             await fs.remove(remote_path)
+            PostActionRecord.clear(local_path)
             return "deleted"
-        destination = self.destination(remote_path, relative)
-        await fs.make_dirs(posixpath.dirname(destination))
-        await fs.replace(remote_path, destination)
+        wanted = self.destination(remote_path, relative)
+        await fs.make_dirs(posixpath.dirname(wanted))
+        destination = await _free_name(fs, wanted)
+        replace(record, destination=destination).write(local_path)
+        await fs.rename(remote_path, destination)
+        PostActionRecord.clear(local_path)
+        if destination != wanted:
+            return f"moved to {destination} ({wanted} exists)"
         return f"moved to {destination}"
+
+    async def recover(
+        self, fs: RemoteFileSystem, remote_path: str, local_path: Path
+    ) -> tuple[str, PostActionRecord] | None:
+        """
+        After the remote file was found missing: was it this post-action of an earlier try?
+
+        :return: what was found done and the record proving it, or ``None`` when that is not proven
+        """
+        record = PostActionRecord.read(local_path)
+        if record is None or record.action != self.action.value or record.remote_path != remote_path:
+            return None
+        if not record.matches_local(local_path):
+            return None
+        if self.action is PostAction.DELETE:
+            done = "already deleted"
+        else:
+            assert record.destination is not None
+            try:
+                moved = await fs.stat(record.destination)
+            except RemoteFileNotFound:
+                return None
+            if (moved.size, moved.mtime) != (record.size, record.mtime):
+                return None
+            done = f"already moved to {record.destination}"
+        PostActionRecord.clear(local_path)
+        return done, record
+
+
+async def _free_name(fs: RemoteFileSystem, wanted: str) -> str:
+    """``wanted``, or the first of ``wanted.1``, ``wanted.2``, ... that does not exist."""
+    for number in range(MAX_ARCHIVE_NAMES):
+        candidate = f"{wanted}.{number}" if number else wanted
+        try:
+            await fs.lstat(candidate)
+        except RemoteFileNotFound:
+            return candidate
+    raise RemotePathError(
+        f"archive_dir already holds {wanted} and {MAX_ARCHIVE_NAMES - 1} numbered copies of it; "
+        "clean up the archive directory."
+    )
+
+
+async def download_with_post_action(
+    open_session: SessionFactory,
+    remote_path: str,
+    local_path: str | os.PathLike[str],
+    options: DownloadOptions | None,
+    post_action: RemotePostAction | None,
+    *,
+    relative: str | None = None,
+    logger: Logger | None = None,
+) -> DownloadResult:
+    """
+    Download, and only once the local copy is complete and verified, run the remote post-action.
+
+    A retry whose remote file is gone because an earlier try's post-action was carried out (its reply
+    lost) succeeds, with ``post_action`` saying ``already deleted`` / ``already moved to ...``.
+
+    :param relative: the file's path in a directory download (where ``move`` puts it)
+    :raises TransferError: see :mod:`.errors`
+    """
+    logger = logger or log
+    started = time.monotonic()
+    target = Path(os.path.abspath(local_path))
+    options = options or DownloadOptions()
+    try:
+        result = await download_file(open_session, remote_path, target, options, logger=logger)
+    except RemoteFileNotFound:
+        if post_action is None:
+            raise
+        async with open_session() as fs:
+            found = await post_action.recover(fs, remote_path, target)
+        if found is None:
+            raise
+        done, record = found
+        logger.info(
+            "%s: %s by an earlier try whose reply was lost; %s is complete (sha256 %s)",
+            remote_path,
+            done,
+            target,
+            record.sha256,
+        )
+        return DownloadResult(
+            local_path=str(target),
+            remote_path=remote_path,
+            size=record.size,
+            sha256=record.sha256,
+            resumed_from=record.size,
+            bytes_transferred=0,
+            verification_bytes=0,
+            seconds=round(time.monotonic() - started, 3),
+            verify=format_verify(options.verify),
+            skipped=True,
+            remote_mtime=record.mtime,
+            post_action=done,
+        )
+    if post_action is None:
+        return result
+    async with open_session() as fs:
+        done = await post_action.apply(
+            fs,
+            remote_path,
+            result.size,
+            result.remote_mtime or 0,
+            relative,
+            local_path=target,
+            sha256=result.sha256,
+        )
+    logger.info("%s: %s", remote_path, done)
+    return replace(result, post_action=done)
+
+
+def pending_records(local_dir: Path) -> list[Path]:
+    """Local files under ``local_dir`` that have a post-action record (an earlier try's)."""
+    found: list[Path] = []
+    for directory, _, names in os.walk(local_dir):
+        for name in names:
+            if name.endswith(POST_ACTION_SUFFIX):
+                found.append(Path(directory, name[: -len(POST_ACTION_SUFFIX)]))
+    return found

@@ -26,6 +26,8 @@ class RemoteStat:
     :param is_dir: whether the path is a directory
     :param is_regular: whether the path is a regular file
     :param is_symlink: whether the path itself is a symbolic link (only from ``lstat``/listings)
+    :param size_known: whether the server sent the size (SFTP attributes are optional; ``size`` is 0
+        when it did not)
     """
 
     size: int
@@ -33,6 +35,7 @@ class RemoteStat:
     is_dir: bool = False
     is_regular: bool = True
     is_symlink: bool = False
+    size_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class RemoteEntry:
     """
     One name in a remote directory listing.
 
-    :param name: the name as the server sent it (untrusted: may hold anything but ``/``)
+    :param name: the name as the server sent it (untrusted: may hold anything but ``/``; bytes that
+        are not UTF-8 are kept as surrogate escapes, as ``os.fsdecode`` does)
     :param stat: its attributes, not following a symbolic link
     """
 
@@ -131,6 +135,10 @@ class RemoteFileSystem(Protocol):
 
         :return: how it was done (``posix-rename``, ``rename``, or ``rename-aside``)
         """
+        ...
+
+    async def rename(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target`` without replacing it (SFTP's RENAME refuses an existing target)."""
         ...
 
     async def remove(self, path: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import stat as stat_module
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     HostKeyRejected,
+    RemoteDiskFull,
     RemoteFileNotFound,
     RemotePathError,
     TransferError,
@@ -152,6 +154,12 @@ def _load_key(key: str, passphrase: str | None) -> asyncssh.SSHKey:
     return asyncssh.read_private_key(key, passphrase)
 
 
+#: What a server that runs out of room says in an SFTP status message.
+_SPACE_WORDS = re.compile(r"no space|disk full|quota", re.IGNORECASE)
+#: How the messages of writes begin (``where`` of :func:`translate_error`).
+_WRITING = ("writing ", "flushing ")
+
+
 def translate_error(exc: BaseException, where: str) -> TransferError:
     """
     Map an asyncssh or socket error onto the engine's error tree.
@@ -179,6 +187,26 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
             f"Permission denied on the server while {where}: {exc.reason}. Ask the server's owner "
             "for access or fix the path."
         )
+    if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded) or (
+        isinstance(exc, asyncssh.SFTPFailure) and _SPACE_WORDS.search(exc.reason)
+    ):
+        return RemoteDiskFull(
+            f"The server's disk is full or the quota of this login is exceeded, while {where}: "
+            f"{exc.reason}. Free space or raise the quota on the server; the next try resumes."
+        )
+    if isinstance(exc, asyncssh.SFTPFailure) and where.startswith(_WRITING):
+        # OpenSSH's sftp-server sends a bare "Failure" for ENOSPC and EDQUOT: it maps only a few
+        # errno values to SFTP codes, and sends no text of its own.
+        return RemoteDiskFull(
+            f"The server failed while {where} and gave no reason ({exc.reason!r}). Servers such as "
+            "OpenSSH report a full disk or an exceeded quota this way: check free space and the "
+            "quota of this login on the server; the next try resumes."
+        )
+    if isinstance(exc, asyncssh.SFTPWriteProtect):
+        return RemotePathError(
+            f"The server's file system is read-only while {where}: {exc.reason}. Ask the server's "
+            "owner to make it writable or choose another remote path."
+        )
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionFailed(
             f"Connection refused while {where}. Check that the SFTP server is running and that the "
@@ -193,6 +221,12 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
     return ConnectionFailed(f"Unexpected error while {where}: {exc!r}")
 
 
+def _name_of(entry: asyncssh.SFTPName) -> str:
+    """A listed name (bytes, as asked for), with bytes that are not UTF-8 kept as surrogate escapes."""
+    name = entry.filename
+    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+
+
 def _to_remote_stat(attrs: asyncssh.SFTPAttrs) -> RemoteStat:
     mode = attrs.permissions
     if mode is not None:
@@ -203,6 +237,7 @@ def _to_remote_stat(attrs: asyncssh.SFTPAttrs) -> RemoteStat:
         is_regular = attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN)
     return RemoteStat(
         size=attrs.size or 0,
+        size_known=attrs.size is not None,
         mtime=int(attrs.mtime or 0),
         is_dir=is_dir,
         is_regular=is_regular,
@@ -309,11 +344,13 @@ class AsyncsshFileSystem:
             raise translate_error(exc, f"reading the attributes of {path}") from exc
 
     async def list_dir(self, path: str) -> list[RemoteEntry]:
+        # Names are listed as bytes: one name that is not UTF-8 must not fail the whole listing.
+        # Bytes that are not UTF-8 are kept as surrogate escapes, for names.check_relative_name to refuse.
         try:
             return [
-                RemoteEntry(str(entry.filename), _to_remote_stat(entry.attrs))
-                async for entry in self._sftp.scandir(path)
-                if entry.filename not in (".", "..")
+                RemoteEntry(_name_of(entry), _to_remote_stat(entry.attrs))
+                async for entry in self._sftp.scandir(path.encode("utf-8"))
+                if entry.filename not in (b".", b"..")
             ]
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"listing {path}") from exc
@@ -358,6 +395,13 @@ class AsyncsshFileSystem:
             return "rename-aside"
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, where) from exc
+
+    async def rename(self, source: str, target: str) -> None:
+        try:
+            # SFTP v3 RENAME: "an error if there already exists a file" at target (OpenSSH: link+unlink).
+            await self._sftp.rename(source, target)
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, f"renaming {source} to {target}") from exc
 
     async def remove(self, path: str) -> None:
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.batch import GLOB_CHARS, RemoteSelection, list_selection
-from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound
+from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, UnsafeRemoteName
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +44,12 @@ class StableSpec:
 
 
 async def take_snapshot(fs: RemoteFileSystem, spec: StableSpec) -> Snapshot:
-    """Return size and mtime of every watched file that exists now (empty when none does)."""
+    """
+    Return size and mtime of every watched file that exists now (empty when none does).
+
+    :raises UnsafeRemoteName: a watched name would be refused by the download (not UTF-8, unsafe):
+        waiting longer cannot help, and the download after the sensor would fail on it
+    """
     try:
         stat = await fs.stat(spec.path)
     except RemoteFileNotFound:
@@ -54,9 +59,13 @@ async def take_snapshot(fs: RemoteFileSystem, spec: StableSpec) -> Snapshot:
     if stat is None and not GLOB_CHARS & set(spec.path):
         return {}
     try:
-        files, _ = await list_selection(fs, RemoteSelection.parse(spec.path, spec.pattern, spec.recursive))
+        files, refused = await list_selection(
+            fs, RemoteSelection.parse(spec.path, spec.pattern, spec.recursive)
+        )
     except RemoteFileNotFound:
         return {}
+    if refused:
+        raise UnsafeRemoteName("\n".join(refused))
     return {f.remote_path: (f.stat.size, f.stat.mtime) for f in files}
 
 

@@ -24,6 +24,7 @@ import asyncio
 import enum
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,6 @@ from airflow_provider_sftp_resume.core.errors import RemoteChanged
 from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteStat
 
 TAIL_LENGTH = 64 * 1024  # 64 KiB
@@ -58,9 +57,17 @@ def parse_verify(spec: str | Iterable[str]) -> tuple[VerifyCheck, ...]:
 
     ``size`` is always included. The result is ordered cheapest first.
 
-    :raises ValueError: a name is not a known check
+    :raises ValueError: a name is not a known check, or ``spec`` is neither a string nor a list
     """
-    names = spec.split("+") if isinstance(spec, str) else list(spec)
+    if isinstance(spec, str):
+        names: list[object] = list(spec.split("+"))
+    elif isinstance(spec, Iterable):
+        names = list(spec)
+    else:
+        raise ValueError(
+            f"verify must be check names joined by '+' or a list of them, got {spec!r} "
+            f"(for example {DEFAULT_VERIFY!r})."
+        )
     checks = {VerifyCheck.SIZE}
     for raw in names:
         name = str(raw).strip().lower()

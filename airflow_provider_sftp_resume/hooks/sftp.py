@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
-from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
+from airflow_provider_sftp_resume.core.postaction import download_with_post_action
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
 from airflow_provider_sftp_resume.core.stability import Snapshot, StableSpec, take_snapshot
@@ -21,6 +20,7 @@ from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult
     from airflow_provider_sftp_resume.core.logs import Logger
     from airflow_provider_sftp_resume.core.postaction import RemotePostAction
 
@@ -228,10 +228,6 @@ async def _download_then(
     logger: Logger,
 ) -> DownloadResult:
     """Download, and only once the local copy is complete and verified, run the remote post-action."""
-    result = await download_file(open_session, remote_path, local_path, options, logger=logger)
-    if post_action is None:
-        return result
-    async with open_session() as fs:
-        done = await post_action.apply(fs, remote_path, result.size, result.remote_mtime or 0)
-    logger.info("%s: %s", remote_path, done)
-    return replace(result, post_action=done)
+    return await download_with_post_action(
+        open_session, remote_path, local_path, options, post_action, logger=logger
+    )

@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
+from airflow_provider_sftp_resume.core.errors import PermanentTransferError
 from airflow_provider_sftp_resume.core.options import is_count
 from airflow_provider_sftp_resume.core.stability import StabilityWatch, StableSpec
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
@@ -97,7 +104,10 @@ class SFTPFileStableSensor(BaseSensorOperator):
         if self._watch is None:
             self._watch = StabilityWatch(self.quiet_period, self.min_files)
         hook = ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id)
-        snapshot = hook.remote_snapshot(self._spec())
+        try:
+            snapshot = hook.remote_snapshot(self._spec())
+        except PermanentTransferError as exc:
+            raise AirflowFailException(str(exc)) from exc
         stable = self._watch.observe(snapshot)
         self.log.info("%s: %s", self.path, self._watch.describe())
         return PokeReturnValue(
@@ -105,8 +115,11 @@ class SFTPFileStableSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Return the stable files, or fail with the trigger's message."""
+        """Return the stable files, or fail with the trigger's message (without retry when permanent)."""
         if not event or event.get("status") != "stable":
-            raise AirflowException((event or {}).get("message", "the trigger ended without a result"))
+            message = (event or {}).get("message", "the trigger ended without a result")
+            if (event or {}).get("retriable") is False:
+                raise AirflowFailException(message)
+            raise AirflowException(message)
         self.log.info("%s is stable: %d file(s)", self.path, len(event["files"]))
         return event["files"]

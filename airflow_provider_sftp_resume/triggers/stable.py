@@ -21,8 +21,9 @@ class SFTPFileStableTrigger(BaseTrigger):
     """
     Fire once the remote file, or every match of a glob, has kept its size and mtime for a quiet period.
 
-    Connection drops while waiting are retried on the next poll; only a permanent error (credentials,
-    host key, permissions) ends the wait with an error event.
+    Connection drops while waiting are retried on the next poll; a permanent error (credentials,
+    host key, permissions, a watched name that cannot be downloaded) ends the wait with an error event
+    (``retriable: false``), which fails the sensor without retries.
 
     :param sftp_conn_id: Airflow connection of type ``sftp``
     :param path: remote file, directory (with ``pattern``) or glob
@@ -90,7 +91,7 @@ class SFTPFileStableTrigger(BaseTrigger):
                     self.log.warning("Watching %s: %s; trying again", self.path, exc)
                     await asyncio.sleep(self.poll_interval)
                     continue
-                yield TriggerEvent({"status": "error", "message": str(exc)})  # type: ignore[no-untyped-call]
+                yield TriggerEvent({"status": "error", "message": str(exc), "retriable": False})  # type: ignore[no-untyped-call]
                 return
             yield TriggerEvent({"status": "stable", "files": {p: list(v) for p, v in snapshot.items()}})  # type: ignore[no-untyped-call]
             return
