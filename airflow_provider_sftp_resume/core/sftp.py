@@ -364,6 +364,11 @@ def _algorithm_tables() -> dict[str, Callable[[], tuple[set[str], list[str]]]]:
 _ALGORITHMS = _algorithm_tables()
 
 
+def supported_ciphers() -> set[str]:
+    """The encryption algorithms asyncssh implements (what a ``ciphers`` list may name)."""
+    return _ALGORITHMS["ciphers"]()[0]
+
+
 class _KeyNotDecrypted(Exception):
     """An encrypted private key that neither the passphrase nor the password opens."""
 

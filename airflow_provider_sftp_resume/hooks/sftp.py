@@ -17,7 +17,7 @@ from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection
 from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import AuthenticationFailed
 from airflow_provider_sftp_resume.core.runner import AbortableRun
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
+from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint, supported_ciphers
 from airflow_provider_sftp_resume.core.stability import Snapshot, StableSpec, take_snapshot
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
@@ -109,6 +109,12 @@ class ResumableSFTPHook(SFTPHook):
         ciphers = self.ciphers or ()
         if isinstance(ciphers, str):
             ciphers = [name.strip() for name in ciphers.split(",") if name.strip()]
+        unknown = sorted(set(map(str, ciphers)) - supported_ciphers())
+        if unknown:
+            raise ValueError(
+                f"The `ciphers` extra of connection {self.ssh_conn_id} names {', '.join(unknown)}, which "
+                f"this hook cannot use; choose from {', '.join(sorted(supported_ciphers()))}."
+            )
         disabled = self.disabled_algorithms or {}
         return SSHEndpoint(
             host=self.remote_host,

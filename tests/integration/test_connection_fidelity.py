@@ -185,6 +185,7 @@ EXTRA_CASES = [
     ),
     Case("legacy-ciphers-list-ctr", {"host_key": PIN, "ciphers": ["aes256-ctr"]}, server="legacy"),
     Case("ciphers-list", {"host_key": PIN, "ciphers": ["aes128-ctr", "aes256-ctr"]}),
+    Case("ciphers-unknown-name", {"host_key": PIN, "ciphers": ["aes128-ctr", "no-such-cipher"]}),
     Case("disabled-kex-but-ecdh", {"host_key": PIN, "disabled_algorithms": {"kex": KEX_BUT_ECDH}}),
     Case("disabled-every-server-kex", {"host_key": PIN, "disabled_algorithms": {"kex": SERVER_KEX}}),
     Case(
@@ -349,6 +350,8 @@ def _stock(home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     try:
         sftp = hook.get_conn()
         sftp.listdir(".")
+    except ValueError:  # an extra the stock hook refuses once connected (an unknown cipher)
+        return "config: ValueError"
     except paramiko.BadHostKeyException:
         return "host key"
     except paramiko.AuthenticationException:
@@ -383,6 +386,8 @@ def _ours(home: Path, monkeypatch: pytest.MonkeyPatch, info: ServerInfo) -> str:
         return "host key"
     except AuthenticationFailed:
         return "auth"
+    except ValueError:
+        return "config: ValueError"
     except Exception as exc:
         import traceback
 
@@ -532,3 +537,50 @@ def test_pkey_set_on_the_hook_in_code(
     digest = write_random(source, 10_000)
     ours.download_resumable(str(source), str(tmp_path / "target.bin"))
     assert sha256_file(tmp_path / "target.bin") == digest
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "paramiko_defaults"),
+    [
+        ("ciphers", "encryption_algs", "_preferred_ciphers"),
+        ("kex", "kex_algs", "_preferred_kex"),
+        ("macs", "mac_algs", "_preferred_macs"),
+        ("keys", "server_host_key_algs", "_preferred_keys"),
+    ],
+)
+def test_everything_the_installed_paramiko_offers_is_offered_too(
+    kind: str, option: str, paramiko_defaults: str
+) -> None:
+    """So no server the stock hook reaches is out of reach here (asyncssh lacks a few names)."""
+    from airflow_provider_sftp_resume.core.sftp import _ALGORITHMS, SSHEndpoint
+
+    offered = SSHEndpoint(host="127.0.0.1").asyncssh_options()[option]
+    possible = _ALGORITHMS[kind]()[0]
+    stock = [name for name in getattr(paramiko.Transport, paramiko_defaults) if name in possible]
+    assert stock, "asyncssh implements none of paramiko's defaults?"
+    assert set(stock) <= set(offered)
+    if kind == "ciphers":
+        assert offered[:2] == ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]  # only an order
+
+
+def test_timeouts_and_attempts_never_cut_what_the_stock_hook_allows(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One asyncssh deadline covers the stock hook's separate TCP, banner and auth limits."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    case = Case("timeouts", {"host_key": PIN})
+    connection = json.loads(_connection(case, servers, servers.main))
+    del connection["extra"]["conn_timeout"]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    default = ResumableSFTPHook(ssh_conn_id=CONN_ID)
+    assert default.ssh_endpoint().connect_timeout == 30 + 30 + 30  # conn_timeout=None: 30 s for TCP
+    assert default.connect_attempts == 3
+    tuned = ResumableSFTPHook(ssh_conn_id=CONN_ID, conn_timeout=5, banner_timeout=7.0, auth_timeout=11)
+    assert tuned.ssh_endpoint().connect_timeout == 5 + 7 + 11
+    assert ResumableSFTPHook(ssh_conn_id=CONN_ID, connect_attempts=1).connect_attempts == 1
+    import inspect
+
+    from airflow.providers.ssh.hooks.ssh import SSHHook
+
+    if "conn_retry_attempts" in inspect.signature(SSHHook.__init__).parameters:  # ssh provider 4.3+
+        assert ResumableSFTPHook(ssh_conn_id=CONN_ID, conn_retry_attempts=5).connect_attempts == 5
