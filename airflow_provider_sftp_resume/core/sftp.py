@@ -185,9 +185,10 @@ class SSHEndpoint:
             # paramiko tries the default keys after the connection's own (look_for_keys).
             defaults = asyncssh.public_key.load_default_keypairs(self.passphrase)
             options["client_keys"] = [*keys, *(defaults if self.use_default_keys else ())]
-        elif self.client_keys or not self.use_default_keys:
+        elif not self.use_default_keys:
             options["client_keys"] = None  # no usable key; the agent's keys are added on connecting
             agent_only = self.use_agent
+        # else: asyncssh's default, the agent and ~/.ssh/id_* (paramiko's order after a failed key)
         if not self.use_agent:
             options["agent_path"] = None
         # paramiko goes on to the agent, the default keys and the password after a key it cannot

@@ -337,10 +337,19 @@ def _no_host_key_check_extra(extras: dict[str, Any]) -> tuple[bool, str]:
 
 def _private_key_text(pkey: paramiko.PKey) -> str:
     """The OpenSSH/PEM text of a paramiko key object (``hook.pkey`` set in code)."""
+    signing_key = getattr(pkey, "_signing_key", None)  # paramiko's Ed25519Key cannot write itself
+    if signing_key is not None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        text = Ed25519PrivateKey.from_private_bytes(bytes(signing_key)[:32]).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        return text.decode("ascii")
     buffer = io.StringIO()
     try:
         pkey.write_private_key(buffer)
-    except Exception as exc:  # paramiko cannot export every key type (Ed25519 before 3.x, ...)
+    except Exception as exc:  # a key type paramiko cannot export
         raise AuthenticationFailed(
             f"The {pkey.get_name()} key set as the hook's pkey cannot be exported ({exc}); use the "
             "connection's `key_file` or `private_key` extra instead."

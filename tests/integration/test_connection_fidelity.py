@@ -517,8 +517,9 @@ def test_ssh_agent_is_used_as_by_stock(
 
 
 @pytest.mark.usefixtures("one_attempt_for_stock")
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_pkey_set_on_the_hook_in_code(
-    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = servers.main
     case = Case("pkey", {"host_key": PIN, "look_for_keys": "false"}, key_file=None)
@@ -526,7 +527,10 @@ def test_pkey_set_on_the_hook_in_code(
     _prepare_home(home, case, servers, info, tmp_path / "relay.py")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", _connection(case, servers, info))
-    pkey = paramiko.RSAKey.from_private_key_file(str(servers.rsa_client.private))
+    if kind == "rsa":
+        pkey: paramiko.PKey = paramiko.RSAKey.from_private_key_file(str(servers.rsa_client.private))
+    else:
+        pkey = paramiko.Ed25519Key.from_private_key_file(str(info.client_key.private))
     stock = SFTPHook(ssh_conn_id=CONN_ID)
     stock.pkey = pkey
     stock.get_conn().listdir(".")
