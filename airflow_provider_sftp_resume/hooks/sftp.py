@@ -76,14 +76,15 @@ class ResumableSFTPHook(SFTPHook):
         self._running: AbortableRun[Any] | None = None
         # The inherited no_host_key_check defaults to True before SSH provider 7.0.0: read the
         # connection ourselves, as the stock hook does, with the secure default.
+        self._extra_options = self._read_extras()
         self._check_source = "the hook's no_host_key_check argument"
         if explicit_check is None:
-            explicit_check, self._check_source = _no_host_key_check_extra(self._extras())
+            explicit_check, self._check_source = _no_host_key_check_extra(self._extra_options)
         self.no_host_key_check = bool(explicit_check)
         if self.no_host_key_check and self.host_key is not None:
             raise ValueError("Must check host key when provided")
 
-    def _extras(self) -> dict[str, Any]:
+    def _read_extras(self) -> dict[str, Any]:
         if self.ssh_conn_id is None:
             return {}
         extras: dict[str, Any] = self.get_connection(self.ssh_conn_id).extra_dejson
@@ -91,7 +92,7 @@ class ResumableSFTPHook(SFTPHook):
 
     def ssh_endpoint(self) -> SSHEndpoint:
         """Return the connection settings this hook resolved, in the engine's terms."""
-        extras = self._extras()
+        extras = self._extra_options
         keys: tuple[str, ...] = ()
         if extras.get("private_key"):
             keys = (str(extras["private_key"]),)
@@ -147,7 +148,7 @@ class ResumableSFTPHook(SFTPHook):
         """Say how the connection relaxes host key verification, and which setting does; ``None`` if not."""
         if endpoint.verify_host_key:
             return None
-        extras = self._extras()
+        extras = self._extra_options
         sources = []
         if self.allow_host_key_change:
             from_extra = str(extras.get("allow_host_key_change")).lower() == "true"
