@@ -19,8 +19,8 @@ time) or whether a person has to fix something first::
     │   ├── IntegrityError             finished file failed its checksum after a *resumed* try
     │   └── SomeFilesFailed            a batch finished with some files failed (retriable ones)
     └── PermanentTransferError         retrying will not help; a person has to act
-        ├── AuthenticationFailed       the server refused the credentials
-        ├── HostKeyRejected            the host key is unknown or does not match
+        ├── AuthenticationFailed       the credentials were refused, or cannot be used (key file, passphrase)
+        ├── HostKeyRejected            the host key is unknown, or CHANGED (shows the SHA256 fingerprint)
         ├── RemotePathError            remote path is a directory, or permission denied
         ├── LocalPathError             local path unusable (a directory, parent missing, not writable)
         ├── ChecksumMismatch           a fresh full download does not match ``expected_sha256``
@@ -108,7 +108,12 @@ class IntegrityError(RetriableTransferError):
 
 
 class AuthenticationFailed(PermanentTransferError):
-    """The server refused the credentials of the connection."""
+    """
+    The server refused the credentials of the connection, or they cannot be used.
+
+    Also a ``key_file`` that is missing, unreadable or not a private key, and a private key that the
+    passphrase (or, as paramiko does, the password) does not decrypt: the message names the extra.
+    """
 
 
 class HostKeyRejected(PermanentTransferError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import secrets
 import stat as stat_module
@@ -34,7 +35,7 @@ from airflow_provider_sftp_resume.core.remote import RemoteEntry, RemoteStat
 from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
 #: Read size used when the server does not advertise its limits (``limits@openssh.com``).
 #: The SFTP draft asks every server to accept at least 32 KiB; OpenSSH's own client uses it too.
@@ -47,9 +48,10 @@ FALLBACK_WRITE_LEN = 32 * 1024  # 32 KiB
 MAX_WRITE_LEN = 256 * 1024  # 256 KiB
 #: Errors a server sends when it will not do an optional operation (set times, fsync, rename over).
 REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure)
-#: Cipher preference when the connection names none: AES-GCM first, since AES-NI/ARMv8 make it the
-#: cheapest for a Python client (asyncssh's own order puts chacha20-poly1305, computed in pieces,
-#: first). The same algorithms as asyncssh's defaults, only reordered.
+#: Cipher preference: AES-GCM first, since AES-NI/ARMv8 make it the cheapest for a Python client
+#: (asyncssh's own order puts chacha20-poly1305, computed in pieces, first). Only an order: every
+#: algorithm asyncssh and paramiko offer by default is still offered after these, so the reorder can
+#: never make a negotiation fail.
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
@@ -58,6 +60,28 @@ PREFERRED_CIPHERS = (
     "aes192-ctr",
     "aes128-ctr",
 )
+#: What paramiko (the stock hook) offers by default beyond asyncssh's defaults, offered last so that a
+#: legacy server the stock hook reaches is reached here too (the server picks the first of our list
+#: it knows, so these are used only when it knows nothing better).
+PARAMIKO_ALSO_OFFERS: dict[str, tuple[str, ...]] = {
+    "ciphers": ("aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"),
+    "kex": (
+        "diffie-hellman-group-exchange-sha1",
+        "diffie-hellman-group14-sha1",
+        "diffie-hellman-group1-sha1",
+    ),
+    "macs": ("hmac-md5", "hmac-sha1-96", "hmac-md5-96"),
+    "keys": ("ssh-dss",),
+}
+#: paramiko's ``disabled_algorithms`` keys, and the :func:`asyncssh.connect` argument each one limits.
+DISABLED_ALGORITHM_KINDS = {
+    "ciphers": "encryption_algs",
+    "macs": "mac_algs",
+    "kex": "kex_algs",
+    "keys": "server_host_key_algs",
+    "pubkeys": "signature_algs",
+    "compression": "compression_algs",
+}
 
 
 @dataclass(frozen=True)
@@ -65,21 +89,33 @@ class SSHEndpoint:
     """
     Everything needed to open an SSH connection, with secrets kept out of ``repr``.
 
+    Host keys, as the stock hook (paramiko) checks them, but never more permissively: a key that
+    differs from a pinned key, or from the known_hosts entry of the same type for this host, is
+    always rejected; a key that is neither pinned nor known is rejected unless ``verify_host_key``
+    is ``False``.
+
     :param host: server host name or address
     :param port: server TCP port
     :param username: login name
-    :param password: password, if password authentication is used
+    :param password: password, if password authentication is used; also the passphrase of an
+        encrypted key when ``passphrase`` is not set, as paramiko does
     :param client_keys: private keys: file paths, or key text from the connection
     :param passphrase: passphrase of encrypted private keys
-    :param use_default_keys: also try the user's default keys and agent (``look_for_keys``)
-    :param trusted_host_keys: host keys (OpenSSH public key lines) trusted for this server; when
-        empty and ``verify_host_key`` is set, ``known_hosts_path`` is used
-    :param known_hosts_path: known_hosts file consulted when no host key is pinned
-    :param verify_host_key: ``False`` only when the connection explicitly turns verification off
+    :param use_default_keys: also try the user's default keys (``~/.ssh/id_*``, ``look_for_keys``)
+    :param use_agent: also try the keys of a running ssh-agent (``SSH_AUTH_SOCK``), as paramiko does
+    :param trusted_host_keys: host keys (OpenSSH public key lines) pinned for this server
+    :param known_hosts_path: known_hosts file consulted for this server's keys
+    :param verify_host_key: ``False`` accepts a server whose key is neither pinned nor known
+        (a pinned key and the known_hosts entries are still enforced)
+    :param learn_host_keys: append such an accepted unknown key to ``known_hosts_path``, as
+        paramiko's ``AutoAddPolicy`` does, so a later change is caught
     :param connect_timeout: seconds allowed for TCP connect, key exchange and authentication
     :param keepalive_interval: seconds between keepalives (0 disables); a dead link is noticed after
         three missed replies
-    :param ciphers: preferred encryption algorithms, if the connection names them
+    :param ciphers: encryption algorithms to prefer, in order (the others are still offered after them)
+    :param disabled_algorithms: ``(kind, names)`` pairs never offered, kinds as paramiko's
+        ``disabled_algorithms`` (``ciphers``, ``macs``, ``kex``, ``keys``, ``pubkeys``, ``compression``)
+    :param compress: also offer zlib compression (after none)
     :param proxy_command: command whose stdin/stdout carry the connection (``ProxyCommand``)
     :param window: SSH channel receive window in bytes; only an upper bound, the engine's outstanding
         requests decide the data in flight (see :mod:`.tuning`)
@@ -93,12 +129,16 @@ class SSHEndpoint:
     client_keys: tuple[str, ...] = field(default=(), repr=False)
     passphrase: str | None = field(default=None, repr=False)
     use_default_keys: bool = True
+    use_agent: bool = True
     trusted_host_keys: tuple[str, ...] = ()
     known_hosts_path: str | None = None
     verify_host_key: bool = True
+    learn_host_keys: bool = False
     connect_timeout: float = 30.0
     keepalive_interval: float = 30.0
     ciphers: tuple[str, ...] = ()
+    disabled_algorithms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    compress: bool = False
     proxy_command: str | None = None
     window: int | None = SSH_WINDOW
     max_packet_size: int | None = None
@@ -109,7 +149,14 @@ class SSHEndpoint:
         return f"{user}{self.host}:{self.port}"
 
     def asyncssh_options(self) -> dict[str, Any]:
-        """Translate into keyword arguments of :func:`asyncssh.connect`."""
+        """
+        Translate into keyword arguments of :func:`asyncssh.connect` (host keys checked separately).
+
+        :raises AuthenticationFailed: a private key cannot be used and nothing else can log in
+        """
+        return self._connect_plan().options
+
+    def _connect_plan(self) -> _ConnectPlan:
         options: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
@@ -117,41 +164,281 @@ class SSHEndpoint:
             "connect_timeout": self.connect_timeout,
             "keepalive_interval": self.keepalive_interval or None,
             "keepalive_count_max": 3,
+            # No ~/.ssh/config: the stock hook applies only its ProxyCommand and IdentityFile, which
+            # the hook has already resolved; asyncssh would also apply HostName, Port, User, ...
+            "config": None,
+            # Every host key goes to _HostKeyCheckingClient.validate_host_public_key.
+            "known_hosts": ([], [], []),
+            "server_host_key_algs": self._host_key_algorithms(),
+            "encryption_algs": self._algorithms("ciphers", self.ciphers),
+            "kex_algs": self._algorithms("kex"),
+            "mac_algs": self._algorithms("macs"),
             # Bulk data is mostly compressed already; zlib would make the client CPU-bound.
-            "compression_algs": None,
-            "known_hosts": self._known_hosts(),
+            "compression_algs": self._algorithms("compression"),
         }
+        disabled = dict(self.disabled_algorithms)
+        if disabled.get("pubkeys"):
+            options["signature_algs"] = self._algorithms("pubkeys")
         if self.password is not None:
             options["password"] = self.password
-        if self.client_keys:
-            options["client_keys"] = [_load_key(key, self.passphrase) for key in self.client_keys]
+        keys, problems = self._load_client_keys()
+        agent_only = False
+        if keys:
+            # paramiko tries the default keys after the connection's own (look_for_keys).
+            defaults = asyncssh.public_key.load_default_keypairs(self.passphrase)
+            options["client_keys"] = [*keys, *(defaults if self.use_default_keys else ())]
         elif not self.use_default_keys:
-            options["client_keys"] = None
-        options["encryption_algs"] = list(self.ciphers or PREFERRED_CIPHERS)
+            options["client_keys"] = None  # no usable key; the agent's keys are added on connecting
+            agent_only = self.use_agent
+        # else: asyncssh's default, the agent and ~/.ssh/id_* (paramiko's order after a failed key)
+        if not self.use_agent:
+            options["agent_path"] = None
+        # paramiko goes on to the agent, the default keys and the password after a key it cannot
+        # decrypt; with none of them, fail now (permanently), naming the key.
+        other_ways = bool(keys) or self.password is not None or self.use_default_keys
+        if problems and not (other_ways or (self.use_agent and os.environ.get("SSH_AUTH_SOCK"))):
+            raise AuthenticationFailed(" ".join(problems))
         if self.proxy_command:
             options["proxy_command"] = self.proxy_command
         if self.window:
             options["window"] = self.window
         if self.max_packet_size:
             options["max_pktsize"] = self.max_packet_size
-        return options
+        return _ConnectPlan(options, tuple(problems), agent_only)
 
-    def _known_hosts(self) -> Any:
-        if not self.verify_host_key:
+    def _algorithms(self, kind: str, preferred: Sequence[str] = ()) -> list[str]:
+        """Preferred names first, then asyncssh's defaults, then paramiko's extras; minus disabled."""
+        possible, defaults = _ALGORITHMS[kind]()
+        if kind == "ciphers":
+            defaults = [*PREFERRED_CIPHERS, *defaults]
+        elif kind == "compression":
+            defaults = ["none", "zlib@openssh.com", "zlib"] if self.compress else ["none"]
+        disabled = set(dict(self.disabled_algorithms).get(kind, ()))
+        if kind == "pubkeys":  # paramiko applies this list only to the signature of an RSA client key
+            disabled = {name for name in disabled if "rsa" in name}
+        names: list[str] = []
+        for name in [*preferred, *defaults, *PARAMIKO_ALSO_OFFERS.get(kind, ())]:
+            if name in possible and name not in disabled and name not in names:
+                names.append(name)
+        return names
+
+    def _host_key_algorithms(self) -> list[str]:
+        """
+        The server's host key types, those of the pinned and known keys first (as paramiko orders them).
+
+        Only an order, never a restriction: a server without the pinned key's type still shows its
+        key, so the refusal can name it.
+        """
+        first: list[str] = []
+        for key in (*self._pinned_keys(), *self._known_keys(self.host, "")[0]):
+            first.extend(alg.decode("ascii") for alg in key.sig_algorithms)
+        return self._algorithms("keys", first)
+
+    def _pinned_keys(self) -> list[asyncssh.SSHKey]:
+        return [asyncssh.import_public_key(line) for line in self.trusted_host_keys]
+
+    def _known_keys(self, host: str, addr: str) -> tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey]]:
+        """The trusted and revoked keys known_hosts holds for this server (bad lines are skipped)."""
+        if not self.known_hosts_path:
+            return [], []
+        try:
+            with open(self.known_hosts_path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return [], []  # paramiko ignores an unreadable known_hosts as well
+        trusted: list[asyncssh.SSHKey] = []
+        revoked: list[asyncssh.SSHKey] = []
+        port = None if self.port == 22 else self.port
+        for line in lines:
+            try:
+                matched = asyncssh.import_known_hosts(line).match(host, addr, port)
+            except (ValueError, asyncssh.KeyImportError):
+                continue
+            trusted.extend(matched[0])
+            revoked.extend(matched[2])
+        return trusted, revoked
+
+    def check_host_key(self, host: str, addr: str, key: asyncssh.SSHKey) -> str | None:
+        """
+        Decide on the host key a server offered; return why it is refused, or ``None`` to accept it.
+
+        :param host: the host name connected to
+        :param addr: its IP address
+        :param key: the key the server offered
+        """
+        offered = f"{key.algorithm.decode('ascii')} key {key.get_fingerprint()}"
+        server = f"{self.host}:{self.port}"
+        known, revoked = self._known_keys(host, addr)
+        if key in revoked:
+            return (
+                f"The host key of {server} is REVOKED: the server offered the {offered}, which "
+                f"{self.known_hosts_path} marks @revoked. Do not connect; ask the server's owner."
+            )
+        same_type = [k for k in known if k.algorithm == key.algorithm]
+        if same_type and key not in known:
+            expected = ", ".join(k.get_fingerprint() for k in same_type)
+            return (
+                f"The host key of {server} has CHANGED: the server offered the {offered}, but "
+                f"{self.known_hosts_path} holds {expected} for this host. Someone may be intercepting "
+                "the connection (man-in-the-middle), or the server was reinstalled. Check the new "
+                "fingerprint with the server's owner; if the change is genuine, remove the old entry "
+                f"(ssh-keygen -R '{_known_hosts_name(self.host, self.port)}' -f {self.known_hosts_path}) "
+                "or pin the new key in the connection's `host_key` extra."
+            )
+        pinned = self._pinned_keys()
+        if pinned:
+            if key in pinned:
+                return None
+            expected = ", ".join(f"{k.algorithm.decode('ascii')} {k.get_fingerprint()}" for k in pinned)
+            return (
+                f"The host key of {server} has CHANGED: the server offered the {offered}, but the "
+                f"connection's `host_key` extra pins {expected}. Someone may be intercepting the "
+                "connection (man-in-the-middle), or the server's key was replaced. Check the new "
+                "fingerprint with the server's owner before updating the `host_key` extra."
+            )
+        if key in known or not self.verify_host_key:
             return None
-        if self.trusted_host_keys:
-            keys = [asyncssh.import_public_key(line) for line in self.trusted_host_keys]
-            return (keys, [], [])
-        if self.known_hosts_path:
-            return self.known_hosts_path
-        # Nothing trusted: every host key is rejected, as paramiko's RejectPolicy does.
-        return ([], [], [])
+        where = self.known_hosts_path or "~/.ssh/known_hosts (no such file)"
+        return (
+            f"The host key of {server} is unknown: the server offered the {offered}, which is neither "
+            f"in the connection's `host_key` extra nor in {where}. Check the fingerprint with the "
+            f"server's owner (ssh-keyscan -p {self.port} {self.host} | ssh-keygen -lf -), then put the "
+            "key line in the `host_key` extra; set `no_host_key_check` only if you accept the "
+            "man-in-the-middle risk."
+        )
+
+    def learn_host_key(self, key: asyncssh.SSHKey) -> None:
+        """Append an accepted unknown host key to known_hosts, as paramiko's ``AutoAddPolicy`` does."""
+        if not (self.learn_host_keys and self.known_hosts_path):
+            return
+        kind, data = key.export_public_key("openssh").decode("ascii").split()[:2]
+        line = f"{_known_hosts_name(self.host, self.port)} {kind} {data}\n".encode("ascii")
+        with contextlib.suppress(OSError):
+            fd = os.open(self.known_hosts_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, line)  # one short append: concurrent tries never interleave lines
+            finally:
+                os.close(fd)
+
+    def _load_client_keys(self) -> tuple[list[asyncssh.SSHKey], list[str]]:
+        """Load the connection's keys; a missing file is refused now, an undecryptable key noted."""
+        keys: list[asyncssh.SSHKey] = []
+        problems: list[str] = []
+        for key in self.client_keys:
+            try:
+                keys.append(_load_key(key, self.passphrase, self.password))
+            except _KeyNotDecrypted as exc:
+                problems.append(str(exc))
+        return keys, problems
 
 
-def _load_key(key: str, passphrase: str | None) -> asyncssh.SSHKey:
-    if "PRIVATE KEY" in key:
-        return asyncssh.import_private_key(key, passphrase)
-    return asyncssh.read_private_key(key, passphrase)
+@dataclass(frozen=True)
+class _ConnectPlan:
+    options: dict[str, Any]
+    key_problems: tuple[str, ...]
+    agent_only: bool
+
+
+def _known_hosts_name(host: str, port: int) -> str:
+    """The host as known_hosts names it (``host``, or ``[host]:port`` off port 22)."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def _algorithm_tables() -> dict[str, Callable[[], tuple[set[str], list[str]]]]:
+    from asyncssh import compression, encryption, kex, mac, public_key
+
+    def names(algs: Sequence[bytes]) -> list[str]:
+        return [alg.decode("ascii") for alg in algs]
+
+    def table(possible: Sequence[bytes], defaults: Sequence[bytes]) -> tuple[set[str], list[str]]:
+        # GSS key exchange needs a Kerberos context, which the stock hook never sets up either.
+        return set(names(possible)), [name for name in names(defaults) if not name.startswith("gss-")]
+
+    return {
+        "ciphers": lambda: table(encryption.get_encryption_algs(), encryption.get_default_encryption_algs()),
+        "kex": lambda: table(kex.get_kex_algs(), kex.get_default_kex_algs()),
+        "macs": lambda: table(mac.get_mac_algs(), mac.get_default_mac_algs()),
+        "keys": lambda: table(public_key.get_public_key_algs(), public_key.get_default_public_key_algs()),
+        "pubkeys": lambda: table(public_key.get_public_key_algs(), public_key.get_default_public_key_algs()),
+        "compression": lambda: table(compression.get_compression_algs(), compression.get_compression_algs()),
+    }
+
+
+_ALGORITHMS = _algorithm_tables()
+
+
+def supported_ciphers() -> set[str]:
+    """The encryption algorithms asyncssh implements (what a ``ciphers`` list may name)."""
+    return _ALGORITHMS["ciphers"]()[0]
+
+
+class _KeyNotDecrypted(Exception):
+    """An encrypted private key that neither the passphrase nor the password opens."""
+
+
+def _load_key(key: str, passphrase: str | None, password: str | None = None) -> asyncssh.SSHKey:
+    """
+    Load a private key from its text or its file; without a passphrase, try the password (paramiko).
+
+    :raises AuthenticationFailed: the ``key_file`` cannot be read or is not a private key
+    :raises _KeyNotDecrypted: the key is encrypted and nothing given opens it
+    """
+    inline = "PRIVATE KEY" in key
+    if inline:
+        source, data = "the connection's `private_key` extra", key.encode()
+    else:
+        path = os.path.expanduser(key)
+        source = f"the `key_file` extra ({path})"
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise AuthenticationFailed(
+                f"Cannot read the private key file {path} named by the connection's `key_file` extra "
+                f"(or ~/.ssh/config IdentityFile): {exc.strerror or exc}. Fix the path or the file's "
+                "permissions on the worker."
+            ) from None
+    candidates = [passphrase] if passphrase else [None, *([password] if password else [])]
+    reason = ""
+    for candidate in candidates:
+        try:
+            return asyncssh.import_private_key(data, candidate)
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+            reason = str(exc)
+            if not _is_passphrase_problem(reason):
+                raise AuthenticationFailed(
+                    f"{source[0].upper()}{source[1:]} is not a usable private key: {reason}. Put an "
+                    "OpenSSH or PEM private key (RSA, ECDSA or Ed25519) there."
+                ) from None
+    given = "the `private_key_passphrase` extra" if passphrase else "no `private_key_passphrase` extra"
+    if not passphrase and password:
+        given += " (the connection's password was tried too, as paramiko does)"
+    raise _KeyNotDecrypted(
+        f"The private key from {source} is encrypted and cannot be decrypted with {given}: {reason}. "
+        "Set the connection's `private_key_passphrase` extra to the key's passphrase."
+    )
+
+
+def _is_passphrase_problem(reason: str) -> bool:
+    lowered = reason.lower()
+    return "passphrase" in lowered or "decrypt" in lowered or "encrypt" in lowered
+
+
+class _HostKeyCheckingClient(asyncssh.SSHClient):
+    """Hands every server host key to :meth:`SSHEndpoint.check_host_key` and keeps the verdict."""
+
+    def __init__(self, endpoint: SSHEndpoint) -> None:
+        self._endpoint = endpoint
+        #: why the server's host key was refused, for the error message
+        self.refusal: str | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.refusal = self._endpoint.check_host_key(host, addr, key)
+        if self.refusal is not None:
+            return False
+        if key not in self._endpoint._known_keys(host, addr)[0] and key not in self._endpoint._pinned_keys():
+            self._endpoint.learn_host_key(key)
+        return True
 
 
 #: What a server that runs out of room says in an SFTP status message.
@@ -176,8 +463,9 @@ def translate_error(exc: BaseException, where: str) -> TransferError:
         )
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         return HostKeyRejected(
-            f"Host key verification failed while {where}: {exc.reason}. Put the server's current "
-            "public host key in the connection's `host_key` extra (or its known_hosts file); set "
+            f"Host key verification failed while {where}: {exc.reason}. Check the server's key "
+            "fingerprint with its owner (ssh-keyscan HOST | ssh-keygen -lf -), then put its public "
+            "host key in the connection's `host_key` extra (or ~/.ssh/known_hosts); set "
             "`no_host_key_check` only if you accept the man-in-the-middle risk."
         )
     if isinstance(exc, asyncssh.SFTPNoSuchFile):
@@ -441,6 +729,37 @@ def quiet_library_logs() -> None:
         library_logger.setLevel(logging.WARNING)
 
 
+async def _connect(endpoint: SSHEndpoint, plan: _ConnectPlan, where: str) -> asyncssh.SSHClientConnection:
+    """One connection attempt: host key checked by :class:`_HostKeyCheckingClient`, errors translated."""
+    client = _HostKeyCheckingClient(endpoint)
+    options = dict(plan.options)
+    agent: asyncssh.SSHAgentClient | None = None
+    try:
+        if plan.agent_only and os.environ.get("SSH_AUTH_SOCK"):
+            # No key of the connection's own (look_for_keys false): paramiko still asks the agent.
+            with contextlib.suppress(OSError, asyncssh.Error, ValueError):
+                agent = await asyncssh.connect_agent()
+                options["client_keys"] = list(await agent.get_keys()) or None
+        return await asyncssh.connect(client_factory=lambda: client, **options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        if client.refusal is None:
+            raise translate_error(exc, where) from None
+        raise HostKeyRejected(f"{client.refusal} (while {where})") from None
+    except asyncssh.PermissionDenied as exc:
+        if plan.key_problems:
+            raise AuthenticationFailed(
+                f"Authentication failed while {where}: {exc.reason}. " + " ".join(plan.key_problems)
+            ) from None
+        raise translate_error(exc, where) from None
+    except (TimeoutError, asyncssh.Error, OSError) as exc:
+        raise translate_error(exc, where) from None
+    finally:
+        if agent is not None:
+            agent.close()
+            with contextlib.suppress(Exception):
+                await agent.wait_closed()
+
+
 @contextlib.asynccontextmanager
 async def open_sftp_session(
     endpoint: SSHEndpoint,
@@ -459,6 +778,7 @@ async def open_sftp_session(
     """
     quiet_library_logs()
     where = f"connecting to {endpoint.describe()}"
+    plan = endpoint._connect_plan()  # a key that cannot be used fails here, before any retry
     conn: asyncssh.SSHClientConnection | None = None
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(max(1, attempts)),
@@ -467,10 +787,7 @@ async def open_sftp_session(
         reraise=True,
     ):
         with attempt:
-            try:
-                conn = await asyncssh.connect(**endpoint.asyncssh_options())
-            except (TimeoutError, asyncssh.Error, OSError) as exc:
-                raise translate_error(exc, where) from None
+            conn = await _connect(endpoint, plan, where)
     assert conn is not None
     try:
         try:
@@ -514,4 +831,7 @@ class SFTPSessionFactory:
         endpoint = dict(data["endpoint"])
         for name in ("client_keys", "trusted_host_keys", "ciphers"):
             endpoint[name] = tuple(endpoint[name])
+        endpoint["disabled_algorithms"] = tuple(
+            (str(kind), tuple(names)) for kind, names in endpoint["disabled_algorithms"]
+        )
         return cls(SSHEndpoint(**endpoint), attempts=int(data["attempts"]), max_wait=float(data["max_wait"]))
