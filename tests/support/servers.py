@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +60,20 @@ class SFTPTestServer(Protocol):
 class OpenSSHServer:
     """A private sshd process; started in ``__init__``, stopped by :meth:`stop` (by PID)."""
 
-    def __init__(self, workdir: Path, client_key: KeyPair, *, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        client_key: KeyPair,
+        *,
+        extra_config: str = "",
+        subsystem: str = "internal-sftp",
+    ) -> None:
+        """
+        :param workdir: its config, keys, pid file and log
+        :param client_key: the only key allowed to log in
+        :param extra_config: more sshd_config lines
+        :param subsystem: the ``Subsystem sftp`` command (see :func:`wrapped_sftp_server`)
+        """
         sshd = find_sshd()
         if sshd is None:
             raise RuntimeError("sshd is not installed (Debian package openssh-server)")
@@ -83,7 +98,7 @@ UsePAM no
 MaxStartups 200
 MaxSessions 200
 LogLevel ERROR
-Subsystem sftp internal-sftp
+Subsystem sftp {subsystem}
 {extra_config}
 """
         )
@@ -110,6 +125,37 @@ Subsystem sftp internal-sftp
                 self._process.kill()
                 self._process.wait()
         self._log.close()
+
+
+SFTP_SERVER_BINARY = "/usr/lib/openssh/sftp-server"
+_WRAPPER = Path(__file__).with_name("sftp_server_wrapper.py")
+
+
+def wrapped_sftp_server(
+    *,
+    deny: tuple[str, ...] = (),
+    advertise: tuple[str, ...] = (),
+    log: Path | None = None,
+    level: str = "ERROR",
+) -> str:
+    """
+    Return a ``Subsystem sftp`` command running Debian's real ``sftp-server`` through
+    ``sftp_server_wrapper.py``.
+
+    :param deny: requests for ``sftp-server -P``, named as ``sftp-server -Q requests`` prints them
+        (``fsync``, ``posix-rename``, ``limits``)
+    :param advertise: extension names put back into its version reply (OpenSSH 6.5-8.5 behaviour)
+    :param log: file receiving the server's own log lines
+    :param level: ``sftp-server -l`` level (``DEBUG3`` logs every fsync)
+    """
+    command = [sys.executable, str(_WRAPPER), "--level", level]
+    if deny:
+        command += ["--deny", ",".join(deny)]
+    if advertise:
+        command += ["--advertise", ",".join(advertise)]
+    if log is not None:
+        command += ["--log", str(log)]
+    return " ".join(shlex.quote(part) for part in command)
 
 
 class _PasswordServer(asyncssh.SSHServer):
