@@ -308,6 +308,8 @@ class AsyncsshWriter:
                 "uploads go on without it, and a resumed upload re-reads sampled blocks of the kept bytes",
             )
             return False
+        except asyncssh.SFTPNoConnection as exc:  # the link went down while fsync was pending
+            raise TransferInterrupted(f"Connection lost while flushing {self._path}: {exc.reason}") from exc
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"flushing {self._path}") from exc
         return True

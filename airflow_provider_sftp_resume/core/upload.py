@@ -3,12 +3,16 @@ The resumable upload: plan (resume or restart), send, prove, rename into place o
 
 One call of :func:`upload_file` is one try. Bytes go to ``<remote_path><temp_suffix>`` on the
 server; the target name appears only when the temporary file is complete and checked, by one rename
-(``posix-rename@openssh.com`` where the server has it). A later try resumes at the acknowledged
-offset after re-reading the last kept bytes from the server, so it never duplicates or skips a byte.
+(``posix-rename@openssh.com`` where the server has it). A later try resumes at the recorded offset
+after re-reading kept bytes from the server, so it never duplicates or skips a byte. Where the server
+has ``fsync@openssh.com`` each checkpoint asks for an fsync of the remote file first (off the data
+path: writes stay in flight meanwhile), so the recorded offset is durable on the server; where it
+has not, the next try re-reads sampled blocks across the whole kept prefix, not only its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import posixpath
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
         RemoteFileSystem,
         RemoteReader,
         RemoteStat,
+        RemoteWriter,
         SessionFactory,
     )
 
@@ -56,6 +61,11 @@ if TYPE_CHECKING:
 log = engine_logger(__name__)
 
 DEFAULT_TEMP_SUFFIX = ".part"
+#: Without a server fsync, a resumed upload compares this many blocks spread evenly across the kept
+#: prefix (the last one ends at the resume offset), so any damaged stretch longer than about 1/31
+#: of the kept bytes is found; a kept prefix of at most ``SAMPLE_BLOCKS * SAMPLE_LENGTH`` is re-read whole.
+SAMPLE_BLOCKS = 32
+SAMPLE_LENGTH = 64 * 1024  # 64 KiB: at most 2 MiB read back
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,8 @@ class _UploadTry:
         self.verification_bytes = 0
         self.checkpoints = 0
         self.requests = RequestTimer(options.stall_timeout)
+        self.saved = UploadState(self.server, self.temp_path, identity, 0)  # what the sidecar says
+        self.syncs = False  # the server confirms fsync@openssh.com on the remote file
 
     def _resolved_source(self) -> Path:
         """The source with links resolved (the hasher never follows a link itself)."""
@@ -240,12 +252,17 @@ class _UploadTry:
             self.log.warning("Restarting the upload from byte 0: %s", reason)
         if resumed_from:
             self.log.info(
-                "Resuming at %d of %d bytes (%.1f%%); the last %d kept bytes on the server were "
-                "re-read and match",
+                "Resuming at %d of %d bytes (%.1f%%); %s",
                 resumed_from,
                 size,
                 100.0 * resumed_from / size,
-                min(OVERLAP_LENGTH, resumed_from),
+                (
+                    f"the server had fsynced them and the last {min(OVERLAP_LENGTH, resumed_from)} "
+                    "kept bytes were re-read and match"
+                    if state.synced
+                    else f"the server has no fsync, so {len(sample_ranges(resumed_from))} blocks "
+                    "across the kept bytes were re-read and match"
+                ),
             )
         else:
             self.log.info("Starting upload of %d bytes into %s", size, self.temp_path)
@@ -334,15 +351,23 @@ class _UploadTry:
         return await self._same_bytes(remote, start, length)
 
     async def _same_bytes(self, remote: str, start: int, length: int) -> bool:
+        return await self._first_difference(remote, [(start, length)]) is None
+
+    async def _first_difference(self, remote: str, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """Re-read ``ranges`` (``(start, length)``, all in flight at once); return the first that differs."""
         reader: RemoteReader = await self.requests.bounded(self.fs.open_reader(remote), f"opening {remote}")
         try:
-            remote_bytes = await self.requests.bounded(
-                read_exact(reader, start, length), f"reading back {remote}"
+            blocks = await self.requests.bounded(
+                asyncio.gather(*(read_exact(reader, start, length) for start, length in ranges)),
+                f"reading back {remote}",
             )
         finally:
             await close_quietly(reader)
-        self.verification_bytes += len(remote_bytes)
-        return remote_bytes == os.pread(self.fd, length, start)
+        for (start, length), remote_bytes in zip(ranges, blocks, strict=True):
+            self.verification_bytes += len(remote_bytes)
+            if remote_bytes != os.pread(self.fd, length, start):
+                return start, start + length
+        return None
 
     async def _skipped(self) -> UploadResult:
         size = self.identity.size
@@ -378,15 +403,20 @@ class _UploadTry:
                 reason = f"the remote temporary file {self.temp_path} is gone"
             else:
                 kept = min(temp.size, state.acknowledged)
+                # An fsynced prefix is on the server's disk: its last bytes show it is still ours.
+                # Without fsync a server crash can leave holes anywhere in it: sample all of it.
                 window = min(OVERLAP_LENGTH, kept)
-                if kept and not await self._same_bytes(self.temp_path, kept - window, window):
+                ranges = [(kept - window, window)] if state.synced else sample_ranges(kept)
+                differs = await self._first_difference(self.temp_path, ranges) if kept else None
+                if differs is not None:
                     reason, kept = (
-                        f"kept bytes {kept - window}-{kept} on the server differ from the local file",
+                        f"kept bytes {differs[0]}-{differs[1]} on the server differ from the local file",
                         0,
                     )
-        state = fresh.with_acknowledged(kept)
-        write_sidecar(self.paths.sidecar, state.to_json())
-        return state, reason
+        synced = state is not None and state.synced and kept > 0
+        self.saved = fresh.with_acknowledged(kept, synced=synced)
+        write_sidecar(self.paths.sidecar, self.saved.to_json())
+        return self.saved, reason
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -401,8 +431,12 @@ class _UploadTry:
         progress = ProgressReporter(
             self.log, size, state.acknowledged, interval=self.options.progress_interval
         )
-        saved, saved_at = state, time.monotonic()
+        pending: asyncio.Task[None] | None = None
+        saved_at = time.monotonic()
         try:
+            # One fsync of the file just opened tells whether the server has it (and refuses
+            # nothing): then every checkpoint is durable on the server, or none can be.
+            self.syncs = await self.requests.bounded(writer.flush(), "flushing the remote file")
             async for acknowledged in pipelined_write(
                 writer,
                 self.fd,
@@ -414,29 +448,51 @@ class _UploadTry:
             ):
                 self.transferred = acknowledged - state.acknowledged
                 progress.update(acknowledged)
-                if time.monotonic() - saved_at >= self.options.checkpoint_interval:
-                    saved, saved_at = self._checkpoint(saved, acknowledged), time.monotonic()
-            await self.requests.bounded(writer.flush(), "flushing the remote file")
+                if pending is not None and pending.done():
+                    finished, pending = pending, None
+                    finished.result()  # a failed fsync fails the try
+                if pending is None and time.monotonic() - saved_at >= self.options.checkpoint_interval:
+                    # Writes stay in flight while the server fsyncs; one checkpoint at a time.
+                    pending = asyncio.ensure_future(self._durable_checkpoint(writer, acknowledged))
+                    saved_at = time.monotonic()
+            if pending is not None:
+                finished, pending = pending, None
+                await self.requests.bounded(finished, "flushing the remote file")
+            synced = await self.requests.bounded(writer.flush(), "flushing the remote file")
         except BaseException:
-            with contextlib.suppress(Exception):
-                self._checkpoint(saved, state.acknowledged + self.transferred)
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            if not self.syncs:
+                # Nothing can be made durable on this server: record what it acknowledged, and the
+                # next try samples the whole kept prefix before trusting it.
+                with contextlib.suppress(Exception):
+                    self._checkpoint(state.acknowledged + self.transferred, synced=False)
             self.log.info(
-                "Checkpoint kept: %d of %d bytes acknowledged for the next try",
-                state.acknowledged + self.transferred,
+                "Checkpoint kept: %d of %d bytes %s for the next try",
+                self.saved.acknowledged,
                 size,
+                "acknowledged and fsynced by the server" if self.saved.synced else "acknowledged",
             )
             raise
         finally:
             await close_quietly(writer)
-        self._checkpoint(saved, size)
+        self._checkpoint(size, synced=synced)
 
-    def _checkpoint(self, saved: UploadState, acknowledged: int) -> UploadState:
-        if acknowledged == saved.acknowledged:
-            return saved
-        state = saved.with_acknowledged(acknowledged)
+    async def _durable_checkpoint(self, writer: RemoteWriter, acknowledged: int) -> None:
+        """Record ``[0, acknowledged)`` in the sidecar, after the server fsynced it where it can."""
+        synced = self.syncs and await writer.flush()
+        self.syncs = synced
+        self._checkpoint(acknowledged, synced=synced)
+
+    def _checkpoint(self, acknowledged: int, *, synced: bool) -> None:
+        saved = self.saved
+        if (acknowledged, synced) == (saved.acknowledged, saved.synced):
+            return
+        state = saved.with_acknowledged(acknowledged, synced=synced)
         write_sidecar(self.paths.sidecar, state.to_json())
         self.checkpoints += 1
-        return state
+        self.saved = state
 
     # -- proving ----------------------------------------------------------------------------------
 
@@ -491,3 +547,16 @@ class _UploadTry:
             skipped=skipped,
             checkpoints=self.checkpoints,
         )
+
+
+def sample_ranges(kept: int) -> list[tuple[int, int]]:
+    """
+    Blocks ``(start, length)`` that prove a kept prefix of ``kept`` bytes without a server fsync.
+
+    :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_LENGTH` spread evenly over ``[0, kept)``, the first
+    at 0 and the last ending at ``kept``; the whole prefix when it is no longer than those blocks.
+    """
+    if kept <= SAMPLE_BLOCKS * SAMPLE_LENGTH:
+        return [(0, kept)]
+    step = (kept - SAMPLE_LENGTH) / (SAMPLE_BLOCKS - 1)
+    return [(round(index * step), SAMPLE_LENGTH) for index in range(SAMPLE_BLOCKS)]
