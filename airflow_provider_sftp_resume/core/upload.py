@@ -28,6 +28,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RemoteFileNotFound,
     RemotePathError,
     SourceChanged,
+    TransferError,
     TransferInterrupted,
 )
 from airflow_provider_sftp_resume.core.fill import close_quietly
@@ -247,6 +248,7 @@ class _UploadTry:
         if target is not None and self.options.skip_unchanged and await self._target_matches(target):
             return await self._skipped()
         state, reason = await self._plan()
+        writer, state, reason = await self._open_temp(state, reason)
         resumed_from = state.acknowledged
         if reason:
             self.log.warning("Restarting the upload from byte 0: %s", reason)
@@ -260,16 +262,20 @@ class _UploadTry:
                     f"the server had fsynced them and the last {min(OVERLAP_LENGTH, resumed_from)} "
                     "kept bytes were re-read and match"
                     if state.synced
-                    else f"the server has no fsync, so {len(sample_ranges(resumed_from))} blocks "
-                    "across the kept bytes were re-read and match"
+                    else f"the server had not fsynced them, so {len(sample_ranges(resumed_from))} "
+                    "blocks across the kept bytes were re-read and match"
                 ),
             )
         else:
             self.log.info("Starting upload of %d bytes into %s", size, self.temp_path)
-        hasher = TrailingHasher(self._resolved_source())
+        try:
+            hasher = TrailingHasher(self._resolved_source())
+        except BaseException:
+            await close_quietly(writer)
+            raise
         try:
             hasher.advance(size)  # the whole file is there: hash it alongside the upload
-            await self._send(state)
+            await self._send(writer, state)
             await self._prove_complete()
             digest = hasher.finish(size)
         except BaseException:
@@ -420,12 +426,49 @@ class _UploadTry:
 
     # -- sending ----------------------------------------------------------------------------------
 
-    async def _send(self, state: UploadState) -> None:
-        size = self.identity.size
-        writer = await self.requests.timed(
-            self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0),
-            "opening the remote temporary file",
+    async def _open_temp(
+        self, state: UploadState, reason: str | None
+    ) -> tuple[RemoteWriter, UploadState, str | None]:
+        """
+        Open the remote temporary file, to continue at ``state.acknowledged`` or afresh.
+
+        ProFTPD's built-in ``AllowOverwrite off`` refuses to open an existing file for writing at all
+        (truncating or continuing; with its ``AllowStoreRestart off`` appending too), so the file an
+        interrupted try left behind can never be written again. Then it is removed and the upload
+        starts over: the file has this package's temporary name, and removing it loses only bytes
+        the restart sends again. Appending (which ``AllowStoreRestart on`` would allow) is not used:
+        SFTP's APPEND flag makes servers ignore write offsets, so pipelined writes would land right
+        only as long as every one of them succeeds.
+
+        :returns: the open file, the state to continue from, and why kept bytes were dropped
+        """
+        what = "opening the remote temporary file"
+        try:
+            writer = await self.requests.timed(
+                self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0), what
+            )
+            return writer, state, reason
+        except RemotePathError as refused:
+            temp = await self._stat_or_none(self.temp_path, "reading the remote temporary file")
+            if temp is None or not temp.is_regular:
+                raise  # nothing of ours in the way: a real permission problem
+            try:
+                await self.requests.bounded(
+                    self.fs.remove(self.temp_path), "removing the stale remote temporary file"
+                )
+                writer = await self.requests.timed(self.fs.open_writer(self.temp_path, truncate=True), what)
+            except TransferError:
+                raise refused from None
+        self.saved = self.saved.with_acknowledged(0, synced=False)
+        write_sidecar(self.paths.sidecar, self.saved.to_json())
+        reason = (
+            f"the server does not let the existing {self.temp_path} be opened for writing again (as "
+            "ProFTPD's default AllowOverwrite off does), so it was removed and the upload starts over"
         )
+        return writer, self.saved, reason
+
+    async def _send(self, writer: RemoteWriter, state: UploadState) -> None:
+        size = self.identity.size
         block = self.options.block_size or self.fs.max_write_len
         requests = self.options.max_requests or requests_in_flight(block, self.requests.rtt, 1)
         progress = ProgressReporter(
