@@ -90,16 +90,20 @@ def _cut_try(server: ServerInfo, source: Path, target: Path, cut: int) -> list[d
     seen: list[dict[str, object]] = []
     done = threading.Event()
 
+    def look() -> None:
+        for sidecar in source.parent.glob(f"{source.name}.upload-*.json"):
+            try:
+                state = json.loads(sidecar.read_text())
+            except (OSError, ValueError):
+                continue
+            if not seen or seen[-1] != state:
+                seen.append(state)
+
     def watch() -> None:
         while not done.is_set():
-            for sidecar in source.parent.glob(f"{source.name}.upload-*.json"):
-                try:
-                    state = json.loads(sidecar.read_text())
-                except (OSError, ValueError):
-                    continue
-                if not seen or seen[-1] != state:
-                    seen.append(state)
+            look()
             done.wait(0.001)
+        look()  # the last one, written as the try failed
 
     proxy = FaultProxy(server.port)
     watcher = threading.Thread(target=watch, daemon=True)
