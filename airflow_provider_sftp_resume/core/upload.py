@@ -64,7 +64,8 @@ log = engine_logger(__name__)
 DEFAULT_TEMP_SUFFIX = ".part"
 #: Without a server fsync, a resumed upload compares this many blocks spread evenly across the kept
 #: prefix (the last one ends at the resume offset), so any damaged stretch longer than about 1/31
-#: of the kept bytes is found; a kept prefix of at most ``SAMPLE_BLOCKS * SAMPLE_LENGTH`` is re-read whole.
+#: of the kept bytes is found; a kept prefix of at most ``SAMPLE_BLOCKS * SAMPLE_LENGTH`` is re-read
+#: whole.
 SAMPLE_BLOCKS = 32
 SAMPLE_LENGTH = 64 * 1024  # 64 KiB: at most 2 MiB read back
 
@@ -597,9 +598,10 @@ def sample_ranges(kept: int) -> list[tuple[int, int]]:
     Blocks ``(start, length)`` that prove a kept prefix of ``kept`` bytes without a server fsync.
 
     :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_LENGTH` spread evenly over ``[0, kept)``, the first
-    at 0 and the last ending at ``kept``; the whole prefix when it is no longer than those blocks.
+    at 0 and the last ending at ``kept``; the whole prefix (in blocks, read at once) when it is no
+    longer than those blocks.
     """
     if kept <= SAMPLE_BLOCKS * SAMPLE_LENGTH:
-        return [(0, kept)]
+        return [(start, min(SAMPLE_LENGTH, kept - start)) for start in range(0, kept, SAMPLE_LENGTH)]
     step = (kept - SAMPLE_LENGTH) / (SAMPLE_BLOCKS - 1)
     return [(round(index * step), SAMPLE_LENGTH) for index in range(SAMPLE_BLOCKS)]
