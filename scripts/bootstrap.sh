@@ -25,15 +25,18 @@ if [ "${1:-}" = "--airflow" ]; then
 fi
 
 want_sshd() { [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1; }
+# ProFTPD with mod_sftp (issue 10): a second real SFTP server, with ProFTPD's own defaults.
+want_proftpd() { [ -x /usr/sbin/proftpd ] && [ -e /usr/lib/proftpd/mod_sftp.so ]; }
+SERVER_PACKAGES="openssh-server openssh-client proftpd-core proftpd-mod-crypto"
 
-if ! want_sshd || ! command -v ssh-keygen >/dev/null 2>&1; then
+if ! want_sshd || ! command -v ssh-keygen >/dev/null 2>&1 || ! want_proftpd; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "bootstrap: installing Debian's openssh-server and openssh-client"
+        echo "bootstrap: installing Debian's $SERVER_PACKAGES"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $SERVER_PACKAGES >/dev/null
     elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $SERVER_PACKAGES >/dev/null
     else
         echo "bootstrap: sshd not available and cannot install it; the embedded asyncssh server will be used"
     fi

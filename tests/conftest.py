@@ -27,7 +27,14 @@ from airflow_provider_sftp_resume.core.remote import RemoteFileSystem  # noqa: E
 from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 from tests.support.keys import KeyPair, make_key  # noqa: E402
-from tests.support.servers import AsyncsshServer, OpenSSHServer, ServerInfo, find_sshd  # noqa: E402
+from tests.support.servers import (  # noqa: E402
+    AsyncsshServer,
+    OpenSSHServer,
+    ProFTPDServer,
+    ServerInfo,
+    find_proftpd,
+    find_sshd,
+)
 
 SERVER_KINDS = ("openssh", "asyncssh")
 
@@ -49,6 +56,20 @@ def openssh_server(tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair
             pytest.fail("sshd is missing on CI: .ci/run must install Debian's openssh-server")
         pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
     server = OpenSSHServer(tmp_path_factory.mktemp("sshd"), client_key)
+    yield server.info
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def proftpd_server(tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair) -> Iterator[ServerInfo]:
+    """ProFTPD with mod_sftp and its built-in defaults (``AllowOverwrite off``)."""
+    if find_proftpd() is None:
+        if os.environ.get("CI"):
+            pytest.fail("proftpd is missing on CI: .ci/run must install proftpd-core and proftpd-mod-crypto")
+        pytest.skip(
+            "ProFTPD with mod_sftp is not installed (apt-get install proftpd-core proftpd-mod-crypto)"
+        )
+    server = ProFTPDServer(tmp_path_factory.mktemp("proftpd"), client_key)
     yield server.info
     server.stop()
 

@@ -48,6 +48,14 @@ FALLBACK_WRITE_LEN = 32 * 1024  # 32 KiB
 MAX_WRITE_LEN = 256 * 1024  # 256 KiB
 #: Errors a server sends when it will not do an optional operation (set times, fsync, rename over).
 REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure)
+#: How a server says no to an optional extension (fsync, posix-rename, limits): not implemented, or
+#: denied by the admin. OpenSSH 6.5-8.5 keep advertising requests denied with ``sftp-server -P`` and
+#: answer PERMISSION_DENIED; 8.6+ stop advertising them. SFTPFailure is not a refusal here: for fsync
+#: it is the server's own I/O error.
+EXTENSION_REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied)
+FSYNC = "fsync@openssh.com"
+POSIX_RENAME = "posix-rename@openssh.com"
+LIMITS = "limits@openssh.com"
 #: Cipher preference: AES-GCM first, since AES-NI/ARMv8 make it the cheapest for a Python client
 #: (asyncssh's own order puts chacha20-poly1305, computed in pieces, first). Only an order: every
 #: algorithm asyncssh and paramiko offer by default is still offered after these, so the reorder can
@@ -447,6 +455,26 @@ _SPACE_WORDS = re.compile(r"no space|disk full|quota", re.IGNORECASE)
 _WRITING = ("writing ", "flushing ")
 
 
+log = logging.getLogger(__name__)
+_REFUSALS_NOTED: set[tuple[str, str]] = set()
+
+
+def note_refused_extension(server: str, extension: str, exc: BaseException, consequence: str) -> None:
+    """
+    Log once per process (one task try) and server that ``server`` refused an optional extension.
+
+    :param server: ``user@host:port``
+    :param extension: the extension's name (``fsync@openssh.com``)
+    :param exc: the server's answer
+    :param consequence: what happens instead
+    """
+    if (server, extension) in _REFUSALS_NOTED:
+        return
+    _REFUSALS_NOTED.add((server, extension))
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    log.warning("The server %s refused %s (%s); %s.", server or "(unnamed)", extension, reason, consequence)
+
+
 def translate_error(exc: BaseException, where: str) -> TransferError:
     """
     Map an asyncssh or socket error onto the engine's error tree.
@@ -561,11 +589,18 @@ class AsyncsshReader:
 
 
 class AsyncsshWriter:
-    """A remote file opened for writing; each :meth:`write` is one SFTP request."""
+    """
+    A remote file opened for writing; each :meth:`write` is one SFTP request.
 
-    def __init__(self, handle: asyncssh.SFTPClientFile, path: str) -> None:
+    :param handle: the open asyncssh file
+    :param path: its remote path, for messages
+    :param session: the session it belongs to (remembers a refused fsync)
+    """
+
+    def __init__(self, handle: asyncssh.SFTPClientFile, path: str, session: AsyncsshFileSystem) -> None:
         self._handle = handle
         self._path = path
+        self._session = session
 
     async def write(self, offset: int, data: bytes) -> None:
         try:
@@ -574,10 +609,30 @@ class AsyncsshWriter:
             raise translate_error(exc, f"writing {self._path} at offset {offset}") from exc
 
     async def flush(self) -> bool:
+        """
+        Ask the server to put what it acknowledged on its disk (``fsync@openssh.com``).
+
+        :returns: ``False`` when the server has no fsync or refuses it (then it decides when data
+            reaches its disk)
+        """
+        if FSYNC in self._session.refused:
+            return False
         try:
             await self._handle.fsync()
         except asyncssh.SFTPOpUnsupported:
-            return False  # no fsync@openssh.com: the server decides when data reaches its disk
+            self._session.refused.add(FSYNC)
+            return False  # not advertised: asyncssh answers without asking the server
+        except asyncssh.SFTPPermissionDenied as exc:
+            self._session.refused.add(FSYNC)
+            note_refused_extension(
+                self._session.server,
+                FSYNC,
+                exc,
+                "uploads go on without it, and a resumed upload re-reads sampled blocks of the kept bytes",
+            )
+            return False
+        except asyncssh.SFTPNoConnection as exc:  # the link went down while fsync was pending
+            raise TransferInterrupted(f"Connection lost while flushing {self._path}: {exc.reason}") from exc
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"flushing {self._path}") from exc
         return True
@@ -592,10 +647,14 @@ class AsyncsshFileSystem:
     One SFTP session on one SSH connection.
 
     :param sftp: the started asyncssh SFTP client
+    :param server: ``user@host:port``, for log lines
     """
 
-    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
+    def __init__(self, sftp: asyncssh.SFTPClient, server: str = "") -> None:
         self._sftp = sftp
+        self.server = server
+        #: optional extensions this server advertised and then refused in this session
+        self.refused: set[str] = set()
 
     @property
     def max_read_len(self) -> int:
@@ -655,34 +714,48 @@ class AsyncsshFileSystem:
             handle = await self._sftp.open(path, flags, encoding=None, block_size=0)
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, f"opening {path} for writing") from exc
-        return AsyncsshWriter(handle, path)
+        return AsyncsshWriter(handle, path, self)
 
     async def replace(self, source: str, target: str) -> str:
         where = f"renaming {source} to {target}"
+        refusal: asyncssh.SFTPError | None = None
         try:
-            try:
-                await self._sftp.posix_rename(source, target)
-                return "posix-rename"
-            except asyncssh.SFTPOpUnsupported:
-                pass
+            if POSIX_RENAME not in self.refused:
+                try:
+                    await self._sftp.posix_rename(source, target)
+                    return "posix-rename"
+                except asyncssh.SFTPOpUnsupported:
+                    self.refused.add(POSIX_RENAME)
+                except asyncssh.SFTPPermissionDenied as exc:
+                    refusal = exc  # the admin denied it, or the rename itself is not allowed
             # No posix-rename@openssh.com: SFTP v3's RENAME refuses an existing target, so move the
             # old file aside first, and put it back if the second rename fails.
-            if not await self._sftp.exists(target):
-                await self._sftp.rename(source, target)
-                return "rename"
-            aside = f"{target}.replaced-{secrets.token_hex(4)}"
-            await self._sftp.rename(target, aside)
-            try:
-                await self._sftp.rename(source, target)
-            except BaseException:
-                with contextlib.suppress(asyncssh.Error, OSError):
-                    await self._sftp.rename(aside, target)
-                raise
-            with contextlib.suppress(asyncssh.Error, OSError):
-                await self._sftp.remove(aside)
-            return "rename-aside"
+            how = await self._rename_without_posix_rename(source, target)
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, where) from exc
+        if refusal is not None:  # the plain rename was allowed: it was the extension that was refused
+            self.refused.add(POSIX_RENAME)
+            note_refused_extension(
+                self.server, POSIX_RENAME, refusal, "files are put in place with a plain SFTP rename instead"
+            )
+        return how
+
+    async def _rename_without_posix_rename(self, source: str, target: str) -> str:
+        """Plain SFTP renames: straight over when ``target`` is absent, else with the old file aside."""
+        if not await self._sftp.exists(target):
+            await self._sftp.rename(source, target)
+            return "rename"
+        aside = f"{target}.replaced-{secrets.token_hex(4)}"
+        await self._sftp.rename(target, aside)
+        try:
+            await self._sftp.rename(source, target)
+        except BaseException:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await self._sftp.rename(aside, target)
+            raise
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._sftp.remove(aside)
+        return "rename-aside"
 
     async def rename(self, source: str, target: str) -> None:
         try:
@@ -760,6 +833,43 @@ async def _connect(endpoint: SSHEndpoint, plan: _ConnectPlan, where: str) -> asy
                 await agent.wait_closed()
 
 
+class _NoLimitsClientHandler(asyncssh.sftp.SFTPClientHandler):
+    """asyncssh's SFTP client handler, without the ``limits@openssh.com`` request at start-up."""
+
+    async def request_limits(self) -> None:
+        """Keep asyncssh's safe defaults: this server advertised the limits request and refused it."""
+
+
+async def start_sftp(conn: asyncssh.SSHClientConnection, server: str) -> asyncssh.SFTPClient:
+    """
+    Start SFTP on ``conn``; a server that refuses ``limits@openssh.com`` gets a session without it.
+
+    asyncssh's ``start_sftp_client`` sends ``limits@openssh.com`` itself when the server advertises
+    it, and fails the whole start-up when the server then refuses it (OpenSSH 6.5-8.5 with
+    ``sftp-server -P limits``). The extension only tunes request sizes, so on that refusal a second
+    SFTP channel is started the way ``start_sftp_client`` does it, without the limits request; the
+    session then uses the sizes every server accepts (:data:`FALLBACK_READ_LEN`,
+    :data:`FALLBACK_WRITE_LEN`). The refused channel is closed with the connection.
+
+    :param conn: an authenticated SSH connection
+    :param server: ``user@host:port``, for the log line
+    """
+    try:
+        return await conn.start_sftp_client()
+    except EXTENSION_REFUSALS as exc:
+        # The version exchange cannot answer with a status: the only request start-up sends is limits.
+        note_refused_extension(
+            server, LIMITS, exc, f"requests of {FALLBACK_WRITE_LEN // 1024} KiB, which every server accepts"
+        )
+    writer, reader, _ = await conn.open_session(subsystem="sftp", encoding=None)
+    handler = _NoLimitsClientHandler(
+        asyncio.get_running_loop(), "strict", reader, writer, asyncssh.sftp.MIN_SFTP_VERSION
+    )
+    await handler.start()
+    conn.create_task(handler.recv_packets(), handler.logger)
+    return asyncssh.SFTPClient(handler, "utf-8", "strict")
+
+
 @contextlib.asynccontextmanager
 async def open_sftp_session(
     endpoint: SSHEndpoint,
@@ -791,11 +901,11 @@ async def open_sftp_session(
     assert conn is not None
     try:
         try:
-            sftp = await asyncio.wait_for(conn.start_sftp_client(), endpoint.connect_timeout)
+            sftp = await asyncio.wait_for(start_sftp(conn, endpoint.describe()), endpoint.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
         try:
-            yield AsyncsshFileSystem(sftp)
+            yield AsyncsshFileSystem(sftp, endpoint.describe())
         finally:
             sftp.exit()
     finally:

@@ -3,12 +3,16 @@ The resumable upload: plan (resume or restart), send, prove, rename into place o
 
 One call of :func:`upload_file` is one try. Bytes go to ``<remote_path><temp_suffix>`` on the
 server; the target name appears only when the temporary file is complete and checked, by one rename
-(``posix-rename@openssh.com`` where the server has it). A later try resumes at the acknowledged
-offset after re-reading the last kept bytes from the server, so it never duplicates or skips a byte.
+(``posix-rename@openssh.com`` where the server has it). A later try resumes at the recorded offset
+after re-reading kept bytes from the server, so it never duplicates or skips a byte. Where the server
+has ``fsync@openssh.com`` each checkpoint asks for an fsync of the remote file first (off the data
+path: writes stay in flight meanwhile), so the recorded offset is durable on the server; where it
+has not, the next try re-reads sampled blocks across the whole kept prefix, not only its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import posixpath
@@ -24,6 +28,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RemoteFileNotFound,
     RemotePathError,
     SourceChanged,
+    TransferError,
     TransferInterrupted,
 )
 from airflow_provider_sftp_resume.core.fill import close_quietly
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
         RemoteFileSystem,
         RemoteReader,
         RemoteStat,
+        RemoteWriter,
         SessionFactory,
     )
 
@@ -56,6 +62,12 @@ if TYPE_CHECKING:
 log = engine_logger(__name__)
 
 DEFAULT_TEMP_SUFFIX = ".part"
+#: Without a server fsync, a resumed upload compares this many blocks spread evenly across the kept
+#: prefix (the last one ends at the resume offset), so any damaged stretch longer than about 1/31
+#: of the kept bytes is found; a kept prefix of at most ``SAMPLE_BLOCKS * SAMPLE_LENGTH`` is re-read
+#: whole.
+SAMPLE_BLOCKS = 32
+SAMPLE_LENGTH = 64 * 1024  # 64 KiB: at most 2 MiB read back
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,8 @@ class _UploadTry:
         self.verification_bytes = 0
         self.checkpoints = 0
         self.requests = RequestTimer(options.stall_timeout)
+        self.saved = UploadState(self.server, self.temp_path, identity, 0)  # what the sidecar says
+        self.syncs = False  # the server confirms fsync@openssh.com on the remote file
 
     def _resolved_source(self) -> Path:
         """The source with links resolved (the hasher never follows a link itself)."""
@@ -235,24 +249,34 @@ class _UploadTry:
         if target is not None and self.options.skip_unchanged and await self._target_matches(target):
             return await self._skipped()
         state, reason = await self._plan()
+        writer, state, reason = await self._open_temp(state, reason)
         resumed_from = state.acknowledged
         if reason:
             self.log.warning("Restarting the upload from byte 0: %s", reason)
         if resumed_from:
             self.log.info(
-                "Resuming at %d of %d bytes (%.1f%%); the last %d kept bytes on the server were "
-                "re-read and match",
+                "Resuming at %d of %d bytes (%.1f%%); %s",
                 resumed_from,
                 size,
                 100.0 * resumed_from / size,
-                min(OVERLAP_LENGTH, resumed_from),
+                (
+                    f"the server had fsynced them and the last {min(OVERLAP_LENGTH, resumed_from)} "
+                    "kept bytes were re-read and match"
+                    if state.synced
+                    else f"the server had not fsynced them, so {len(sample_ranges(resumed_from))} "
+                    "blocks across the kept bytes were re-read and match"
+                ),
             )
         else:
             self.log.info("Starting upload of %d bytes into %s", size, self.temp_path)
-        hasher = TrailingHasher(self._resolved_source())
+        try:
+            hasher = TrailingHasher(self._resolved_source())
+        except BaseException:
+            await close_quietly(writer)
+            raise
         try:
             hasher.advance(size)  # the whole file is there: hash it alongside the upload
-            await self._send(state)
+            await self._send(writer, state)
             await self._prove_complete()
             digest = hasher.finish(size)
         except BaseException:
@@ -334,15 +358,23 @@ class _UploadTry:
         return await self._same_bytes(remote, start, length)
 
     async def _same_bytes(self, remote: str, start: int, length: int) -> bool:
+        return await self._first_difference(remote, [(start, length)]) is None
+
+    async def _first_difference(self, remote: str, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """Re-read ``ranges`` (``(start, length)``, all in flight at once); return the first that differs."""
         reader: RemoteReader = await self.requests.bounded(self.fs.open_reader(remote), f"opening {remote}")
         try:
-            remote_bytes = await self.requests.bounded(
-                read_exact(reader, start, length), f"reading back {remote}"
+            blocks = await self.requests.bounded(
+                asyncio.gather(*(read_exact(reader, start, length) for start, length in ranges)),
+                f"reading back {remote}",
             )
         finally:
             await close_quietly(reader)
-        self.verification_bytes += len(remote_bytes)
-        return remote_bytes == os.pread(self.fd, length, start)
+        for (start, length), remote_bytes in zip(ranges, blocks, strict=True):
+            self.verification_bytes += len(remote_bytes)
+            if remote_bytes != os.pread(self.fd, length, start):
+                return start, start + length
+        return None
 
     async def _skipped(self) -> UploadResult:
         size = self.identity.size
@@ -378,31 +410,77 @@ class _UploadTry:
                 reason = f"the remote temporary file {self.temp_path} is gone"
             else:
                 kept = min(temp.size, state.acknowledged)
+                # An fsynced prefix is on the server's disk: its last bytes show it is still ours.
+                # Without fsync a server crash can leave holes anywhere in it: sample all of it.
                 window = min(OVERLAP_LENGTH, kept)
-                if kept and not await self._same_bytes(self.temp_path, kept - window, window):
+                ranges = [(kept - window, window)] if state.synced else sample_ranges(kept)
+                differs = await self._first_difference(self.temp_path, ranges) if kept else None
+                if differs is not None:
                     reason, kept = (
-                        f"kept bytes {kept - window}-{kept} on the server differ from the local file",
+                        f"kept bytes {differs[0]}-{differs[1]} on the server differ from the local file",
                         0,
                     )
-        state = fresh.with_acknowledged(kept)
-        write_sidecar(self.paths.sidecar, state.to_json())
-        return state, reason
+        synced = state is not None and state.synced and kept > 0
+        self.saved = fresh.with_acknowledged(kept, synced=synced)
+        write_sidecar(self.paths.sidecar, self.saved.to_json())
+        return self.saved, reason
 
     # -- sending ----------------------------------------------------------------------------------
 
-    async def _send(self, state: UploadState) -> None:
-        size = self.identity.size
-        writer = await self.requests.timed(
-            self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0),
-            "opening the remote temporary file",
+    async def _open_temp(
+        self, state: UploadState, reason: str | None
+    ) -> tuple[RemoteWriter, UploadState, str | None]:
+        """
+        Open the remote temporary file, to continue at ``state.acknowledged`` or afresh.
+
+        ProFTPD's built-in ``AllowOverwrite off`` refuses to open an existing file for writing at all
+        (truncating or continuing; with its ``AllowStoreRestart off`` appending too), so the file an
+        interrupted try left behind can never be written again. Then it is removed and the upload
+        starts over: the file has this package's temporary name, and removing it loses only bytes
+        the restart sends again. Appending (which ``AllowStoreRestart on`` would allow) is not used:
+        SFTP's APPEND flag makes servers ignore write offsets, so pipelined writes would land right
+        only as long as every one of them succeeds.
+
+        :returns: the open file, the state to continue from, and why kept bytes were dropped
+        """
+        what = "opening the remote temporary file"
+        try:
+            writer = await self.requests.timed(
+                self.fs.open_writer(self.temp_path, truncate=state.acknowledged == 0), what
+            )
+            return writer, state, reason
+        except RemotePathError as refused:
+            temp = await self._stat_or_none(self.temp_path, "reading the remote temporary file")
+            if temp is None or not temp.is_regular:
+                raise  # nothing of ours in the way: a real permission problem
+            try:
+                await self.requests.bounded(
+                    self.fs.remove(self.temp_path), "removing the stale remote temporary file"
+                )
+                writer = await self.requests.timed(self.fs.open_writer(self.temp_path, truncate=True), what)
+            except TransferError:
+                raise refused from None
+        self.saved = self.saved.with_acknowledged(0, synced=False)
+        write_sidecar(self.paths.sidecar, self.saved.to_json())
+        reason = (
+            f"the server does not let the existing {self.temp_path} be opened for writing again (as "
+            "ProFTPD's default AllowOverwrite off does), so it was removed and the upload starts over"
         )
+        return writer, self.saved, reason
+
+    async def _send(self, writer: RemoteWriter, state: UploadState) -> None:
+        size = self.identity.size
         block = self.options.block_size or self.fs.max_write_len
         requests = self.options.max_requests or requests_in_flight(block, self.requests.rtt, 1)
         progress = ProgressReporter(
             self.log, size, state.acknowledged, interval=self.options.progress_interval
         )
-        saved, saved_at = state, time.monotonic()
+        pending: asyncio.Task[None] | None = None
+        saved_at = time.monotonic()
         try:
+            # One fsync of the file just opened tells whether the server has it (and refuses
+            # nothing): then every checkpoint is durable on the server, or none can be.
+            self.syncs = await self.requests.bounded(writer.flush(), "flushing the remote file")
             async for acknowledged in pipelined_write(
                 writer,
                 self.fd,
@@ -414,29 +492,51 @@ class _UploadTry:
             ):
                 self.transferred = acknowledged - state.acknowledged
                 progress.update(acknowledged)
-                if time.monotonic() - saved_at >= self.options.checkpoint_interval:
-                    saved, saved_at = self._checkpoint(saved, acknowledged), time.monotonic()
-            await self.requests.bounded(writer.flush(), "flushing the remote file")
+                if pending is not None and pending.done():
+                    finished, pending = pending, None
+                    finished.result()  # a failed fsync fails the try
+                if pending is None and time.monotonic() - saved_at >= self.options.checkpoint_interval:
+                    # Writes stay in flight while the server fsyncs; one checkpoint at a time.
+                    pending = asyncio.ensure_future(self._durable_checkpoint(writer, acknowledged))
+                    saved_at = time.monotonic()
+            if pending is not None:
+                finished, pending = pending, None
+                await self.requests.bounded(finished, "flushing the remote file")
+            synced = await self.requests.bounded(writer.flush(), "flushing the remote file")
         except BaseException:
-            with contextlib.suppress(Exception):
-                self._checkpoint(saved, state.acknowledged + self.transferred)
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            if not self.syncs:
+                # Nothing can be made durable on this server: record what it acknowledged, and the
+                # next try samples the whole kept prefix before trusting it.
+                with contextlib.suppress(Exception):
+                    self._checkpoint(state.acknowledged + self.transferred, synced=False)
             self.log.info(
-                "Checkpoint kept: %d of %d bytes acknowledged for the next try",
-                state.acknowledged + self.transferred,
+                "Checkpoint kept: %d of %d bytes %s for the next try",
+                self.saved.acknowledged,
                 size,
+                "acknowledged and fsynced by the server" if self.saved.synced else "acknowledged",
             )
             raise
         finally:
             await close_quietly(writer)
-        self._checkpoint(saved, size)
+        self._checkpoint(size, synced=synced)
 
-    def _checkpoint(self, saved: UploadState, acknowledged: int) -> UploadState:
-        if acknowledged == saved.acknowledged:
-            return saved
-        state = saved.with_acknowledged(acknowledged)
+    async def _durable_checkpoint(self, writer: RemoteWriter, acknowledged: int) -> None:
+        """Record ``[0, acknowledged)`` in the sidecar, after the server fsynced it where it can."""
+        synced = self.syncs and await writer.flush()
+        self.syncs = synced
+        self._checkpoint(acknowledged, synced=synced)
+
+    def _checkpoint(self, acknowledged: int, *, synced: bool) -> None:
+        saved = self.saved
+        if (acknowledged, synced) == (saved.acknowledged, saved.synced):
+            return
+        state = saved.with_acknowledged(acknowledged, synced=synced)
         write_sidecar(self.paths.sidecar, state.to_json())
         self.checkpoints += 1
-        return state
+        self.saved = state
 
     # -- proving ----------------------------------------------------------------------------------
 
@@ -491,3 +591,17 @@ class _UploadTry:
             skipped=skipped,
             checkpoints=self.checkpoints,
         )
+
+
+def sample_ranges(kept: int) -> list[tuple[int, int]]:
+    """
+    Blocks ``(start, length)`` that prove a kept prefix of ``kept`` bytes without a server fsync.
+
+    :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_LENGTH` spread evenly over ``[0, kept)``, the first
+    at 0 and the last ending at ``kept``; the whole prefix (in blocks, read at once) when it is no
+    longer than those blocks.
+    """
+    if kept <= SAMPLE_BLOCKS * SAMPLE_LENGTH:
+        return [(start, min(SAMPLE_LENGTH, kept - start)) for start in range(0, kept, SAMPLE_LENGTH)]
+    step = (kept - SAMPLE_LENGTH) / (SAMPLE_BLOCKS - 1)
+    return [(round(index * step), SAMPLE_LENGTH) for index in range(SAMPLE_BLOCKS)]

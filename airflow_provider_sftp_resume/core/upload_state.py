@@ -4,8 +4,11 @@ Resume state of an upload: which local file version went where, and how much the
 The server keeps the bytes (in the remote temporary file); this small local sidecar keeps what the
 server cannot tell us: that the local file has not changed since those bytes were sent, and how far
 the *acknowledged* prefix reaches (a server's file size may count a write that was still in flight
-when the link dropped, past a gap an earlier write left). A later try resumes at the smaller of the
-acknowledged offset and the remote size, after re-reading the last kept bytes from the server.
+when the link dropped, past a gap an earlier write left). Where the server has
+``fsync@openssh.com`` the recorded prefix is also *durable*: it is only advanced after the server
+confirmed an fsync of the remote file (``synced``), so a server crash cannot leave zeros in it.
+Where it has not, a later try proves the kept prefix by re-reading sampled blocks across it as well
+as its last bytes. A later try resumes at the smaller of the recorded offset and the remote size.
 
 Sidecar layout for ``local_path = /data/out/report.csv`` sent to ``/in/report.csv``::
 
@@ -68,16 +71,23 @@ class UploadState:
     :param remote_temp: the remote temporary file holding them
     :param local: identity of the local file they came from
     :param acknowledged: bytes ``[0, acknowledged)`` were acknowledged by the server
+    :param synced: the server also confirmed an fsync of them (``fsync@openssh.com``); ``False``
+        where it has none (or refuses it): the next try then proves them more thoroughly
     """
 
     server: str
     remote_temp: str
     local: LocalIdentity
     acknowledged: int
+    synced: bool = False
 
-    def with_acknowledged(self, offset: int) -> UploadState:
-        """Return a copy acknowledging ``[0, offset)``."""
-        return replace(self, acknowledged=offset)
+    def with_acknowledged(self, offset: int, *, synced: bool) -> UploadState:
+        """
+        Return a copy acknowledging ``[0, offset)``.
+
+        :param synced: the server confirmed an fsync covering them
+        """
+        return replace(self, acknowledged=offset, synced=synced)
 
     def to_json(self) -> str:
         """Serialise for the sidecar file."""
@@ -104,6 +114,8 @@ class UploadState:
                 inode=require_offset(local, "inode"),
             ),
             acknowledged=require_offset(document, "acknowledged"),
+            # Absent in sidecars written before fsync checkpoints: not synced, the safe reading.
+            synced=require_field(document, "synced", bool) if "synced" in document else False,
         )
         if state.acknowledged > state.local.size:
             raise UnusableState("sidecar acknowledges more bytes than the local file has")

@@ -55,10 +55,18 @@ def sidecars(local: Path) -> list[Path]:
 def interrupted_upload(
     server: ServerInfo, proxy: FaultProxy, source: Path, target: Path, cut: int, **options: object
 ) -> int:
-    """Run one upload try that the proxy cuts after ``cut`` bytes sent; return the acknowledged offset."""
+    """
+    Run one upload try that the proxy cuts after ``cut`` bytes sent; return the offset its sidecar kept.
+
+    The link has a 20 ms round trip and 4 writes in flight meanwhile (about 50 MB/s), so that durable
+    checkpoints (each after a server fsync) happen before the cut; at loopback speed a few MiB would
+    be gone before the first fsync answers.
+    """
+    proxy.set_rtt(0.02)
     proxy.cut_after_sent(cut)
     with pytest.raises(TransferInterrupted):
-        upload(server, source, target, port=proxy.port, **options)
+        upload(server, source, target, port=proxy.port, **{"max_requests": 4, **options})
+    proxy.set_rtt(0.0)
     found = sidecars(source)
     return int(json.loads(found[0].read_text())["acknowledged"]) if found else 0
 
