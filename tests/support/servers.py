@@ -41,6 +41,17 @@ def find_sshd() -> str | None:
     return shutil.which("sshd")
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server process by its PID: SIGTERM, then SIGKILL if it has not exited within 5 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class ServerInfo:
     """What a client needs to reach a test server."""
@@ -120,13 +131,7 @@ Subsystem sftp {subsystem}
         self.info = ServerInfo("openssh", port, host_key, client_key, getpass.getuser())
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._log.close()
 
 
@@ -229,13 +234,7 @@ SFTPAuthorizedUserKeys file:{authorized}
         self.info = ServerInfo("proftpd", port, host_key, client_key, user, extra={"workdir": workdir})
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._log.close()
 
 
