@@ -26,10 +26,12 @@ MiB = 1024 * 1024
 
 
 def main() -> int:
-    from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
-    from airflow_provider_sftp_resume.core.download import DownloadOptions
     from airflow_provider_sftp_resume.core.errors import SomeFilesFailed
-    from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
+    from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+    from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
+    from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
+    from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
+    from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
     from tests.conftest import write_random
     from tests.support.faultproxy import FaultProxy
     from tests.support.keys import make_key
@@ -109,7 +111,7 @@ def main() -> int:
 
 def _kept(local: Path) -> int:
     """Durable bytes a cut file kept (from its sidecar), 0 without one."""
-    from airflow_provider_sftp_resume.core.localfiles import LocalPaths, read_state
+    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths, read_state
 
     try:
         return read_state(LocalPaths.for_target(local)).durable_bytes

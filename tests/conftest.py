@@ -23,8 +23,9 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFL
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
-from airflow_provider_sftp_resume.core.remote import RemoteFileSystem  # noqa: E402
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint  # noqa: E402
+from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem  # noqa: E402
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory  # noqa: E402
+from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 from tests.support.keys import KeyPair, make_key  # noqa: E402
 from tests.support.servers import (  # noqa: E402

@@ -1,20 +1,33 @@
 """
 The transfer engine: plain Python, no Airflow import.
 
-Folders map to jobs: :mod:`.state` (resume state and its sidecar), :mod:`.localfiles` and
-:mod:`.locking` (local files), :mod:`.verify` (proving kept bytes), :mod:`.pipeline` (pipelined
-reads), :mod:`.tuning` (bytes in flight), :mod:`.segments`, :mod:`.fill` and :mod:`.worker` (one or
-several connections), :mod:`.checkpoint` (durability), :mod:`.hashing` (sha256 while writing),
-:mod:`.download` (one try from plan to publish), :mod:`.upload` and :mod:`.upload_state` (the
-other direction), :mod:`.batch` and :mod:`.names` (directories and globs, untrusted names),
-:mod:`.postaction` (delete or move after a verified download), :mod:`.stability` (waiting until a
-partner stopped writing), :mod:`.sftp` (the remote over asyncssh), :mod:`.errors`.
+Folders are layers, each importing only from the ones before it (``tests/core/test_layers.py``
+enforces it, with no import circles):
+
+- the base, directly here: :mod:`.errors` (the error tree), :mod:`.logs`, :mod:`.progress`,
+  :mod:`.options` (knobs every transfer shares, requests bounded by the stall timeout),
+  :mod:`.runner` (one transfer on a private event loop, stoppable by ``on_kill`` and signals);
+- :mod:`.remote`: the remote side. :mod:`~.remote.protocol` is what the engine needs from a remote
+  file system; :mod:`~.remote.ssh` opens the SSH connection (host keys, client keys, algorithms as
+  the stock hook reads them); :mod:`~.remote.sftp` is the file system over asyncssh;
+  :mod:`~.remote.failures` maps SSH and SFTP errors onto the error tree;
+- :mod:`.resume`: what survives a try. Sidecar documents (:mod:`~.resume.state`,
+  :mod:`~.resume.upload_state`), local files and their safe creation (:mod:`~.resume.localfiles`),
+  one try per path (:mod:`~.resume.locking`), durable checkpoints (:mod:`~.resume.checkpoint`),
+  proving kept bytes (:mod:`~.resume.verify`), sha256 while writing (:mod:`~.resume.hashing`);
+- :mod:`.io`: moving bytes fast. Pipelined reads and writes (:mod:`~.io.pipeline`), bytes in
+  flight (:mod:`~.io.tuning`), segments and worker processes for several connections
+  (:mod:`~.io.segments`, :mod:`~.io.worker`, :mod:`~.io.fill`);
+- :mod:`.transfers`: one try from plan to publish. :mod:`~.transfers.download`,
+  :mod:`~.transfers.upload`, many files (:mod:`~.transfers.selection`, :mod:`~.transfers.names`,
+  :mod:`~.transfers.batch`), remote post-actions (:mod:`~.transfers.postaction`);
+- :mod:`.watch`: waiting until a partner stopped writing (:mod:`~.watch.stability`).
+
+The names below are the public API; everything else may change.
 """
 
 from __future__ import annotations
 
-from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
-from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     BatchFailed,
@@ -38,11 +51,19 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferStalled,
     UnsafeRemoteName,
 )
-from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, RemoteReader, RemoteStat
+from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteReader, RemoteStat
+from airflow_provider_sftp_resume.core.remote.sftp import open_sftp_session
+from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
+from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY, VerifyCheck, parse_verify
 from airflow_provider_sftp_resume.core.runner import AbortableRun
-from airflow_provider_sftp_resume.core.sftp import SSHEndpoint, open_sftp_session
-from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
-from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY, VerifyCheck, parse_verify
+from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
+from airflow_provider_sftp_resume.core.transfers.download import (
+    DownloadOptions,
+    DownloadResult,
+    download_file,
+)
+from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 
 __all__ = [
     "DEFAULT_VERIFY",

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_sftp_resume.core.fill import answer_within
+from airflow_provider_sftp_resume.core.errors import TransferStalled
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 T = TypeVar("T")
+
+
+async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
+    """
+    Await one small request that must answer within ``seconds``: a dead link must not hang the try.
+
+    This is a deadline, for requests that move a bounded, small amount of data (a stat, an open, a
+    64 KiB read). Work that can legitimately take longer on a slow link (a whole segment) is guarded
+    by :func:`stall_watchdog` instead, which only fires when progress stops.
+
+    :raises TransferStalled: no answer in time
+    """
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise TransferStalled(
+            f"No answer for {seconds:g} s while {what}; treating the link as dead."
+        ) from None
 
 
 def is_count(value: object, maximum: int | None = None) -> bool:

@@ -12,23 +12,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
-from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
 from airflow_provider_sftp_resume.core.errors import AuthenticationFailed
-from airflow_provider_sftp_resume.core.postaction import download_with_post_action
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.remote.ssh import SSH_WINDOW, SSHEndpoint, supported_ciphers
 from airflow_provider_sftp_resume.core.runner import AbortableRun
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint, supported_ciphers
-from airflow_provider_sftp_resume.core.stability import Snapshot, StableSpec, take_snapshot
-from airflow_provider_sftp_resume.core.tuning import SSH_WINDOW
-from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
+from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
+from airflow_provider_sftp_resume.core.transfers.postaction import download_with_post_action
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
+from airflow_provider_sftp_resume.core.watch.stability import Snapshot, StableSpec, take_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     import paramiko
 
-    from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+    from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, DownloadResult
+    from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
+    from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
 #: seconds for the TCP connect when the connection sets no ``conn_timeout`` (paramiko: the OS default)

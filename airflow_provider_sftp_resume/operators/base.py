@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, TransferError, TransferLocked
 from airflow_provider_sftp_resume.core.options import is_count
-from airflow_provider_sftp_resume.core.postaction import RemotePostAction
-from airflow_provider_sftp_resume.core.verify import parse_verify
+from airflow_provider_sftp_resume.core.resume.verify import parse_verify
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 from airflow_provider_sftp_resume.lineage import (
     Direction,

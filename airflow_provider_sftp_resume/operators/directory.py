@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_sftp_resume.core.batch import MAX_CONCURRENCY, RemoteSelection
 from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
 from airflow_provider_sftp_resume.core.options import is_count
-from airflow_provider_sftp_resume.core.postaction import RemotePostAction
-from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.core.transfers.batch import MAX_CONCURRENCY
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
 from airflow_provider_sftp_resume.lineage import Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_sftp_resume.core.batch import BatchResult
+    from airflow_provider_sftp_resume.core.transfers.batch import BatchResult
     from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 
 

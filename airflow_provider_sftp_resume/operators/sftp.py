@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset
 
-from airflow_provider_sftp_resume.core.postaction import RemotePostAction
-from airflow_provider_sftp_resume.core.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
 from airflow_provider_sftp_resume.lineage import Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_sftp_resume.core.download import DownloadOptions
+    from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
 
 
 class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_sftp_resume.core.upload import DEFAULT_TEMP_SUFFIX, UploadOptions
+from airflow_provider_sftp_resume.core.transfers.upload import DEFAULT_TEMP_SUFFIX, UploadOptions
 from airflow_provider_sftp_resume.lineage import Direction, Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
 

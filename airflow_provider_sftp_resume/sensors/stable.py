@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError
 from airflow_provider_sftp_resume.core.options import is_count
-from airflow_provider_sftp_resume.core.stability import StabilityWatch, StableSpec
+from airflow_provider_sftp_resume.core.watch.stability import StabilityWatch, StableSpec
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 from airflow_provider_sftp_resume.triggers.stable import SFTPFileStableTrigger
 

@@ -9,8 +9,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_sftp_resume.core.errors import TransferError
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
-from airflow_provider_sftp_resume.core.stability import StableSpec, wait_until_stable
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.watch.stability import StableSpec, wait_until_stable
 from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 
 if TYPE_CHECKING:
@@ -67,9 +67,6 @@ class SFTPFileStableTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
             },
         )
-
-    def _endpoint(self) -> SSHEndpoint:
-        return ResumableSFTPHook(ssh_conn_id=self.sftp_conn_id).ssh_endpoint()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The hook reads the connection synchronously; in the triggerer that must not block the loop.

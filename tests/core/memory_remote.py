@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, TransferInterrupted
-from airflow_provider_sftp_resume.core.remote import RemoteStat
+from airflow_provider_sftp_resume.core.remote.protocol import RemoteStat
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import LocalPathError, RemoteChanged, TransferInterrupted
-from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
-from airflow_provider_sftp_resume.core.locking import TransferLock
 from airflow_provider_sftp_resume.core.progress import ProgressReporter
+from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.locking import TransferLock
+from airflow_provider_sftp_resume.core.resume.state import ResumeState
+from airflow_provider_sftp_resume.core.resume.verify import TAIL_LENGTH, parse_verify
 from airflow_provider_sftp_resume.core.runner import AbortableRun
-from airflow_provider_sftp_resume.core.state import ResumeState
-from airflow_provider_sftp_resume.core.verify import TAIL_LENGTH, parse_verify
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from tests.core.memory_remote import Behaviour, MemoryFile, MemoryFileSystem
 
 if TYPE_CHECKING:

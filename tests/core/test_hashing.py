@@ -8,7 +8,7 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from airflow_provider_sftp_resume.core.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferStalled
-from airflow_provider_sftp_resume.core.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.io.pipeline import pipelined_read
 from tests.core.memory_remote import Behaviour, MemoryFile, MemoryFileSystem
 
 DATA = random.Random(1).randbytes(1_000_003)

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState, Segment, UnusableState
+from airflow_provider_sftp_resume.core.resume.state import (
+    RemoteFingerprint,
+    ResumeState,
+    Segment,
+    UnusableState,
+)
 
 FINGERPRINT = RemoteFingerprint(path="/a", size=1000, mtime=5, tail_length=10, tail_sha256="ab")
 

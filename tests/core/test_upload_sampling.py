@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from airflow_provider_sftp_resume.core.state import UnusableState
-from airflow_provider_sftp_resume.core.upload import SAMPLE_BLOCKS, SAMPLE_LENGTH, sample_ranges
-from airflow_provider_sftp_resume.core.upload_state import LocalIdentity, UploadState
+from airflow_provider_sftp_resume.core.resume.state import UnusableState
+from airflow_provider_sftp_resume.core.resume.upload_state import LocalIdentity, UploadState
+from airflow_provider_sftp_resume.core.transfers.upload import SAMPLE_BLOCKS, SAMPLE_LENGTH, sample_ranges
 
 MiB = 1024 * 1024
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions
-from airflow_provider_sftp_resume.core.verify import VerifyCheck, format_verify, parse_verify
+from airflow_provider_sftp_resume.core.resume.verify import VerifyCheck, format_verify, parse_verify
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
 
 
 def test_default_and_order() -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_sftp_resume.core.state import ResumeState
+from airflow_provider_sftp_resume.core.resume.state import ResumeState
 from tests.conftest import sha256_file, write_random
 from tests.support.deployment import REPO_ROOT, wait_until
 from tests.support.faultproxy import FaultProxy

@@ -101,7 +101,7 @@ def test_sigkilled_task_is_resumed_by_the_next_run(proxy_conn: FaultProxy, tmp_p
     import sys
     import time
 
-    from airflow_provider_sftp_resume.core.localfiles import LocalPaths
+    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
 
     source = tmp_path / "remote.bin"
     digest = write_random(source, 24 * MiB, seed=24)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
 from tests.conftest import sha256_file, write_random
 from tests.e2e.test_dag_retries import make_dag
 from tests.support.airflow_env import run_dag_test, xcom_return
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 SIZE = 48 * MiB
-WORKER_MODULE = "airflow_provider_sftp_resume.core.worker"
+WORKER_MODULE = "airflow_provider_sftp_resume.core.io.worker"
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 import asyncssh
 import pytest
 
-from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
-from airflow_provider_sftp_resume.core.download import DownloadOptions
 from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
-from airflow_provider_sftp_resume.core.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 
 if TYPE_CHECKING:

@@ -126,7 +126,7 @@ def test_wrong_private_key_text_passphrase_is_a_permanent_authentication_error(
     # The hook's __init__ (inherited) already refuses it; the engine refuses it the same way.
     import asyncio
 
-    from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
+    from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
     from tests.conftest import endpoint_for
 
     endpoint = endpoint_for(openssh_server, client_keys=(encrypted_key.read_text(),), passphrase="nope")

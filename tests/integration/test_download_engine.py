@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     ChecksumMismatch,
@@ -21,9 +20,14 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferLocked,
     TransferStalled,
 )
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
-from airflow_provider_sftp_resume.core.locking import TransferLock
-from airflow_provider_sftp_resume.core.verify import parse_verify
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.locking import TransferLock
+from airflow_provider_sftp_resume.core.resume.verify import parse_verify
+from airflow_provider_sftp_resume.core.transfers.download import (
+    DownloadOptions,
+    DownloadResult,
+    download_file,
+)
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.keys import make_key
 

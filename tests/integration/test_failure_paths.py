@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import asyncssh
 import pytest
 
-from airflow_provider_sftp_resume.core.batch import BatchResult, RemoteSelection, download_selection
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import (
     BatchFailed,
     LocalPathError,
@@ -29,12 +27,15 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferInterrupted,
     UnsafeRemoteName,
 )
-from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.names import local_path_for
-from airflow_provider_sftp_resume.core.postaction import RemotePostAction
-from airflow_provider_sftp_resume.core.stability import StableSpec, take_snapshot
-from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
-from airflow_provider_sftp_resume.core.verify import parse_verify
+from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.resume.verify import parse_verify
+from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.transfers.names import local_path_for
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
+from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, upload_file
+from airflow_provider_sftp_resume.core.watch.stability import StableSpec, take_snapshot
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.servers import AsyncsshServer
 
@@ -193,7 +194,7 @@ def test_a_missing_remote_file_is_not_mistaken_for_a_lost_reply(
     write_random(local, 1000)
 
     async def run() -> None:
-        from airflow_provider_sftp_resume.core.postaction import download_with_post_action
+        from airflow_provider_sftp_resume.core.transfers.postaction import download_with_post_action
 
         await download_with_post_action(
             session_factory(endpoint_for(openssh_server)),

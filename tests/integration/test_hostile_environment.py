@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_sftp_resume.core.errors import LocalDiskFull
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
-from airflow_provider_sftp_resume.core.state import ResumeState
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.state import ResumeState
 from tests.conftest import sha256_file, write_random
 from tests.integration.test_download_engine import run
 

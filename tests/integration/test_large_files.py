@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths, write_state
-from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState
-from airflow_provider_sftp_resume.core.verify import TAIL_LENGTH
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths, write_state
+from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, ResumeState
+from airflow_provider_sftp_resume.core.resume.verify import TAIL_LENGTH
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from tests.conftest import endpoint_for, session_factory
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_sftp_resume import core
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
 from airflow_provider_sftp_resume.hooks import ResumableSFTPHook
 from airflow_provider_sftp_resume.operators import (
     ResumableSFTPDirectoryDownloadOperator,

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import RemotePathError, TransferInterrupted
-from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.faultproxy import FaultProxy
 from tests.support.servers import ProFTPDServer, find_proftpd

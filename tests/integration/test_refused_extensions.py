@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 import asyncssh
 import pytest
 
-from airflow_provider_sftp_resume.core import sftp as sftp_module
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import TransferInterrupted
-from airflow_provider_sftp_resume.core.sftp import FALLBACK_WRITE_LEN, open_sftp_session
-from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
+from airflow_provider_sftp_resume.core.remote import failures as failures_module
+from airflow_provider_sftp_resume.core.remote.sftp import FALLBACK_WRITE_LEN, open_sftp_session
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, upload_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.faultproxy import FaultProxy
 from tests.support.servers import OpenSSHServer, find_sshd, wrapped_sftp_server
@@ -42,7 +42,7 @@ DENIED = ("fsync", "posix-rename", "limits")
 @pytest.fixture(autouse=True)
 def fresh_refusal_notes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test sees the once-per-process refusal notes afresh."""
-    monkeypatch.setattr(sftp_module, "_REFUSALS_NOTED", set(), raising=False)
+    monkeypatch.setattr(failures_module, "_REFUSALS_NOTED", set())
 
 
 def _old_openssh(workdir: Path, client_key: KeyPair, denied: tuple[str, ...]) -> OpenSSHServer:

@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import TransferStalled
-from airflow_provider_sftp_resume.core.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+from airflow_provider_sftp_resume.core.transfers.download import (
+    DownloadOptions,
+    DownloadResult,
+    download_file,
+)
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.faultproxy import FaultProxy
 

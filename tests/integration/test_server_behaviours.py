@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 import pytest
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -21,6 +20,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RetriableTransferError,
     TransferInterrupted,
 )
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.integration.test_hostile_environment import small_disk  # noqa: F401 - fixture
 from tests.support.faultproxy import FaultProxy
@@ -187,7 +187,7 @@ def bare_reordering_server(
 def test_bare_reordering_server_download_and_upload_resume_byte_exact(
     bare_reordering_server: ServerInfo, tmp_path: Path
 ) -> None:
-    from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
+    from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, upload_file
 
     source = tmp_path / "src.bin"
     digest = write_random(source, 6 * MiB + 5, seed=82)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_sftp_resume.core.stability import (
+from airflow_provider_sftp_resume.core.watch.stability import (
     StabilityWatch,
     StableSpec,
     take_snapshot,

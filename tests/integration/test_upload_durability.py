@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_sftp_resume.core.errors import TransferInterrupted
-from airflow_provider_sftp_resume.core.upload import SAMPLE_BLOCKS, UploadOptions, UploadResult, upload_file
+from airflow_provider_sftp_resume.core.transfers.upload import (
+    SAMPLE_BLOCKS,
+    UploadOptions,
+    UploadResult,
+    upload_file,
+)
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 from tests.support.faultproxy import FaultProxy
 from tests.support.servers import OpenSSHServer, find_sshd, wrapped_sftp_server

@@ -16,8 +16,8 @@ from airflow_provider_sftp_resume.core.errors import (
     SourceChanged,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.upload import UploadOptions, UploadResult, upload_file
-from airflow_provider_sftp_resume.core.upload_state import UploadPaths
+from airflow_provider_sftp_resume.core.resume.upload_state import UploadPaths
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 
 if TYPE_CHECKING:

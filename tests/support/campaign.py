@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.errors import TransferError
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory, SSHEndpoint
-from airflow_provider_sftp_resume.core.upload import UploadOptions, upload_file
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, upload_file
 from tests.support.faultproxy import FaultProxy
 
 KiB, MiB = 1024, 1024 * 1024

@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core import errors
-from airflow_provider_sftp_resume.core.localfiles import os_error_to_local, pwrite_all
-from airflow_provider_sftp_resume.core.pipeline import pipelined_read
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.io.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local, pwrite_all
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -17,11 +17,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import TransferError
-from airflow_provider_sftp_resume.core.localfiles import os_error_to_local, write_state
+from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local, write_state
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.localfiles import LocalPaths
-    from airflow_provider_sftp_resume.core.state import ResumeState
+    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+    from airflow_provider_sftp_resume.core.resume.state import ResumeState
 
 
 class Checkpointer:

@@ -2,18 +2,24 @@
 What the transfer engine needs from a remote file system, as a small protocol.
 
 The engine never talks to an SSH library directly: it reads and writes blocks at offsets, lists
-directories and asks for file attributes. :mod:`airflow_provider_sftp_resume.core.sftp` implements
+directories and asks for file attributes. :mod:`airflow_provider_sftp_resume.core.remote.sftp` implements
 this over asyncssh; tests can implement the read side in memory to reach edge cases a real server
 will not produce on demand.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
+
+
+#: Seconds allowed to close a remote handle after a failure (the link may be dead).
+CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,3 +164,9 @@ class SessionFactory(Protocol):
     """Opens a new session with the remote file system, closed when the context exits."""
 
     def __call__(self) -> AbstractAsyncContextManager[RemoteFileSystem]: ...
+
+
+async def close_quietly(handle: RemoteReader | RemoteWriter) -> None:
+    """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(handle.close(), CLOSE_TIMEOUT)

@@ -23,49 +23,31 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferInterrupted,
     TransferStalled,
 )
-from airflow_provider_sftp_resume.core.localfiles import pwrite_all
-from airflow_provider_sftp_resume.core.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.io.pipeline import pipelined_read
+from airflow_provider_sftp_resume.core.io.segments import run_all_or_none
+from airflow_provider_sftp_resume.core.io.worker import SegmentWorker
+from airflow_provider_sftp_resume.core.options import answer_within
 from airflow_provider_sftp_resume.core.progress import ProgressReporter
-from airflow_provider_sftp_resume.core.segments import run_all_or_none
-from airflow_provider_sftp_resume.core.sftp import SFTPSessionFactory
-from airflow_provider_sftp_resume.core.worker import SegmentWorker
+from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.resume.localfiles import pwrite_all
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
-    from airflow_provider_sftp_resume.core.download import DownloadOptions
-    from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-    from airflow_provider_sftp_resume.core.localfiles import LocalPaths
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteWriter, SessionFactory
+    from airflow_provider_sftp_resume.core.options import TransferOptions
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, SessionFactory
+    from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
+    from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
+    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
 
 T = TypeVar("T")
-#: Seconds allowed to close a remote handle after a failure (the link may be dead).
-CLOSE_TIMEOUT = 2.0
 #: Extra seconds of silence allowed from a segment worker beyond ``stall_timeout``: the worker
 #: times its own link and reports the stall itself, which says more (offset) than the parent can.
 WORKER_SILENCE_GRACE = 1.0
 #: Errors that mean "this extra connection could not be opened" rather than "the transfer failed".
 REFUSED = (ConnectionFailed, TransferInterrupted, AuthenticationFailed)
-
-
-async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
-    """
-    Await one small request that must answer within ``seconds``: a dead link must not hang the try.
-
-    This is a deadline, for requests that move a bounded, small amount of data (a stat, an open, a
-    64 KiB read). Work that can legitimately take longer on a slow link (a whole segment) is guarded
-    by :func:`stall_watchdog` instead, which only fires when progress stops.
-
-    :raises TransferStalled: no answer in time
-    """
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        raise TransferStalled(
-            f"No answer for {seconds:g} s while {what}; treating the link as dead."
-        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -91,12 +73,6 @@ async def stall_watchdog(seconds: float, what: str) -> AsyncIterator[Callable[[]
         raise TransferStalled(f"Nothing for {seconds:g} s while {what}; treating the link as dead.") from None
 
 
-async def close_quietly(handle: RemoteReader | RemoteWriter) -> None:
-    """Close a remote handle, giving up after a moment: after a failure the link may be dead."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(handle.close(), CLOSE_TIMEOUT)
-
-
 class SegmentFiller:
     """
     Fetch the incomplete segments of one try and write them into the ``.part``.
@@ -105,7 +81,7 @@ class SegmentFiller:
     :param paths: the local paths of the transfer
     :param remote_path: the remote file
     :param open_session: opens extra sessions
-    :param options: the download options
+    :param options: the transfer knobs (stall timeout, progress interval)
     :param log: the try's logger
     :param checkpointer: records written offsets and makes them durable
     :param hasher: hashes the contiguous written prefix
@@ -120,7 +96,7 @@ class SegmentFiller:
         paths: LocalPaths,
         remote_path: str,
         open_session: SessionFactory,
-        options: DownloadOptions,
+        options: TransferOptions,
         log: Logger,
         checkpointer: Checkpointer,
         hasher: TrailingHasher,

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import RemoteChanged
-from airflow_provider_sftp_resume.core.state import RemoteFingerprint, ResumeState
+from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, ResumeState
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteStat
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteStat
 
 TAIL_LENGTH = 64 * 1024  # 64 KiB
 OVERLAP_LENGTH = 64 * 1024  # 64 KiB

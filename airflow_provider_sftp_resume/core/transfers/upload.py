@@ -31,26 +31,26 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.fill import close_quietly
-from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.localfiles import (
+from airflow_provider_sftp_resume.core.io.pipeline import pipelined_write
+from airflow_provider_sftp_resume.core.io.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
+from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
+from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
+from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.resume.localfiles import (
     read_sidecar,
     remove_quietly,
     sha256_of_file,
     write_sidecar,
 )
-from airflow_provider_sftp_resume.core.locking import TransferLock
-from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
-from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
-from airflow_provider_sftp_resume.core.pipeline import pipelined_write
-from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_bytes
-from airflow_provider_sftp_resume.core.state import UnusableState
-from airflow_provider_sftp_resume.core.tuning import requests_in_flight
-from airflow_provider_sftp_resume.core.upload_state import LocalIdentity, UploadPaths, UploadState
-from airflow_provider_sftp_resume.core.verify import OVERLAP_LENGTH, TAIL_LENGTH, read_exact
+from airflow_provider_sftp_resume.core.resume.locking import TransferLock
+from airflow_provider_sftp_resume.core.resume.state import UnusableState
+from airflow_provider_sftp_resume.core.resume.upload_state import LocalIdentity, UploadPaths, UploadState
+from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH, TAIL_LENGTH, read_exact
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.remote import (
+    from airflow_provider_sftp_resume.core.remote.protocol import (
         RemoteFileSystem,
         RemoteReader,
         RemoteStat,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_provider_sftp_resume.core.errors import LocalDiskFull, LocalPathError, TransferError
-from airflow_provider_sftp_resume.core.state import MAX_SIDECAR_BYTES, ResumeState, UnusableState
+from airflow_provider_sftp_resume.core.resume.state import MAX_SIDECAR_BYTES, ResumeState, UnusableState
 
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".part.json"

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_sftp_resume.core.batch import GLOB_CHARS, RemoteSelection, list_selection
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, UnsafeRemoteName
+from airflow_provider_sftp_resume.core.transfers.selection import GLOB_CHARS, RemoteSelection, list_selection
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, SessionFactory
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, SessionFactory
 
 #: What a snapshot records per file: size and mtime.
 Snapshot = dict[str, tuple[int, int]]

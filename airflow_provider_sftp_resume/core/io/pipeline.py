@@ -24,7 +24,7 @@ from airflow_provider_sftp_resume.core.errors import RemoteChanged, SourceChange
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from airflow_provider_sftp_resume.core.remote import RemoteReader, RemoteWriter
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteWriter
 
 
 async def pipelined_read(

@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_sftp_resume.core.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.errors import (
     ChecksumMismatch,
     IntegrityError,
@@ -27,9 +26,19 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.fill import SegmentFiller, close_quietly
-from airflow_provider_sftp_resume.core.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.localfiles import (
+from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
+from airflow_provider_sftp_resume.core.io.segments import (
+    MIN_SEGMENT_SIZE,
+    segment_boundaries,
+)
+from airflow_provider_sftp_resume.core.io.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
+from airflow_provider_sftp_resume.core.progress import format_bytes
+from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
+from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
+from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
+from airflow_provider_sftp_resume.core.resume.localfiles import (
     LocalPaths,
     check_target,
     discard_partial,
@@ -41,17 +50,9 @@ from airflow_provider_sftp_resume.core.localfiles import (
     sha256_of_file,
     write_state,
 )
-from airflow_provider_sftp_resume.core.locking import TransferLock
-from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
-from airflow_provider_sftp_resume.core.options import RequestTimer, TransferOptions
-from airflow_provider_sftp_resume.core.progress import format_bytes
-from airflow_provider_sftp_resume.core.segments import (
-    MIN_SEGMENT_SIZE,
-    segment_boundaries,
-)
-from airflow_provider_sftp_resume.core.state import ResumeState, UnusableState
-from airflow_provider_sftp_resume.core.tuning import requests_in_flight
-from airflow_provider_sftp_resume.core.verify import (
+from airflow_provider_sftp_resume.core.resume.locking import TransferLock
+from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
+from airflow_provider_sftp_resume.core.resume.verify import (
     DEFAULT_VERIFY,
     TAIL_LENGTH,
     VerifyCheck,
@@ -65,7 +66,7 @@ from airflow_provider_sftp_resume.core.verify import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_sftp_resume.core.remote import (
+    from airflow_provider_sftp_resume.core.remote.protocol import (
         RemoteFileSystem,
         RemoteReader,
         RemoteStat,

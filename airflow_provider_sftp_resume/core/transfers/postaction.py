@@ -31,21 +31,25 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.download import DownloadOptions, DownloadResult, download_file
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, RemotePathError
-from airflow_provider_sftp_resume.core.localfiles import (
+from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
+from airflow_provider_sftp_resume.core.resume.localfiles import (
     os_error_to_local,
     read_sidecar,
     remove_quietly,
     write_sidecar,
 )
-from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
-from airflow_provider_sftp_resume.core.names import POST_ACTION_SUFFIX
-from airflow_provider_sftp_resume.core.state import UnusableState
-from airflow_provider_sftp_resume.core.verify import format_verify
+from airflow_provider_sftp_resume.core.resume.state import UnusableState
+from airflow_provider_sftp_resume.core.resume.verify import format_verify
+from airflow_provider_sftp_resume.core.transfers.download import (
+    DownloadOptions,
+    DownloadResult,
+    download_file,
+)
+from airflow_provider_sftp_resume.core.transfers.names import POST_ACTION_SUFFIX
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.remote import RemoteFileSystem, SessionFactory
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, SessionFactory
 
 log = engine_logger(__name__)
 

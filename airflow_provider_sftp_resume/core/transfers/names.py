@@ -15,7 +15,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from airflow_provider_sftp_resume.core.errors import UnsafeRemoteName
-from airflow_provider_sftp_resume.core.localfiles import LOCK_SUFFIX, PART_SUFFIX, SIDECAR_SUFFIX
+from airflow_provider_sftp_resume.core.resume.localfiles import LOCK_SUFFIX, PART_SUFFIX, SIDECAR_SUFFIX
 
 #: Record of a post-action in progress (see :mod:`.postaction`), next to the local file.
 POST_ACTION_SUFFIX = ".part.post.json"

@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from airflow_provider_sftp_resume.core.state import (
+from airflow_provider_sftp_resume.core.resume.state import (
     UnusableState,
     load_document,
     require_field,

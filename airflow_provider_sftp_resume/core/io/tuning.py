@@ -18,8 +18,6 @@ RATE_PER_CONNECTION = 400_000_000  # 400 MB/s
 MIN_IN_FLIGHT = 4 * MiB
 #: Never more than this in flight over all connections of one try (the memory budget).
 MAX_IN_FLIGHT = 64 * MiB
-#: SSH channel receive window asked for; only an upper bound on what the requests allow.
-SSH_WINDOW = 64 * MiB
 MIN_REQUESTS = 4
 MAX_REQUESTS = 512
 

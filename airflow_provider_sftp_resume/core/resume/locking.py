@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Self
 
 from airflow_provider_sftp_resume.core.errors import TransferLocked
-from airflow_provider_sftp_resume.core.localfiles import FILE_MODE, os_error_to_local
+from airflow_provider_sftp_resume.core.resume.localfiles import FILE_MODE, os_error_to_local
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import IntegrityError
-from airflow_provider_sftp_resume.core.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local
 
 if TYPE_CHECKING:
     from pathlib import Path

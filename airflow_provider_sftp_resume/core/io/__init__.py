@@ -1,0 +1,1 @@
+"""Moving bytes fast: pipelined requests, bytes in flight, segments and worker processes."""

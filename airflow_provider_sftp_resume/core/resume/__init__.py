@@ -1,0 +1,1 @@
+"""What survives a try: sidecars, local files, locks, checkpoints, verification of kept bytes, hashing."""

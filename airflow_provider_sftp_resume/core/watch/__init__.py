@@ -1,0 +1,1 @@
+"""Watching remote files: the size+mtime quiet period behind the stability sensor and trigger."""

@@ -1,0 +1,91 @@
+"""
+The layers of ``core/``: every import points down (or sideways within a layer), never up, no circles.
+
+Layers, bottom to top: the base modules directly in ``core/`` (errors, logs, progress, options,
+runner), ``remote``, ``resume``, ``io``, ``transfers``, ``watch``. ``core/__init__.py`` is the public
+facade and may import from all of them. Imports under ``if TYPE_CHECKING:`` count too: a type that
+lives above is a design that points up.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_sftp_resume.core as core_package
+
+CORE = Path(core_package.__file__).parent
+PREFIX = "airflow_provider_sftp_resume.core"
+LAYERS = ("", "remote", "resume", "io", "transfers", "watch")
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(CORE).with_suffix("")
+    parts = [part for part in relative.parts if part != "__init__"]
+    return ".".join([PREFIX, *parts])
+
+
+def layer_of(module: str) -> int:
+    rest = module.removeprefix(PREFIX).lstrip(".").split(".")
+    return LAYERS.index(rest[0]) if len(rest) > 1 and rest[0] in LAYERS else 0
+
+
+def core_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(CORE.rglob("*.py"))}
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX):
+            found.add(node.module)
+            for alias in node.names:  # from ...core.remote import sftp
+                if f"{node.module}.{alias.name}" in core_modules():
+                    found.add(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith(PREFIX))
+    return found
+
+
+def test_every_subpackage_is_a_known_layer() -> None:
+    folders = {path.name for path in CORE.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == set(LAYERS) - {""}
+
+
+@pytest.mark.parametrize("module", sorted(core_modules()))
+def test_imports_point_down(module: str) -> None:
+    path = core_modules()[module]
+    if path.name == "__init__.py" and path.parent == CORE:
+        return  # the public facade
+    upward = sorted(
+        target
+        for target in imports_of(path)
+        if target in core_modules() and layer_of(target) > layer_of(module)
+    )
+    assert upward == [], f"{module} imports from a higher layer: {upward}"
+
+
+def test_no_import_circles() -> None:
+    modules = core_modules()
+    graph = {
+        name: {target for target in imports_of(path) if target in modules and target != PREFIX}
+        for name, path in modules.items()
+        if name != PREFIX
+    }
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        assert name not in visiting, "import circle: " + " -> ".join([*visiting, name])
+        visiting.append(name)
+        for target in sorted(graph.get(name, ())):
+            visit(target)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
