@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -862,9 +863,17 @@ async def start_sftp(conn: asyncssh.SSHClientConnection, server: str) -> asyncss
             server, LIMITS, exc, f"requests of {FALLBACK_WRITE_LEN // 1024} KiB, which every server accepts"
         )
     writer, reader, _ = await conn.open_session(subsystem="sftp", encoding=None)
-    handler = _NoLimitsClientHandler(
-        asyncio.get_running_loop(), "strict", reader, writer, asyncssh.sftp.MIN_SFTP_VERSION
-    )
+    # The handler's constructor is internal API and changed in asyncssh 2.22 (``utf8_decode_errors``
+    # was added): pass only the arguments this version takes, by name.
+    arguments: dict[str, Any] = {
+        "loop": asyncio.get_running_loop(),
+        "utf8_decode_errors": "strict",
+        "reader": reader,
+        "writer": writer,
+        "sftp_version": asyncssh.sftp.MIN_SFTP_VERSION,
+    }
+    accepted = inspect.signature(asyncssh.sftp.SFTPClientHandler.__init__).parameters
+    handler = _NoLimitsClientHandler(**{name: value for name, value in arguments.items() if name in accepted})
     await handler.start()
     conn.create_task(handler.recv_packets(), handler.logger)
     return asyncssh.SFTPClient(handler, "utf-8", "strict")
