@@ -157,6 +157,9 @@ def test_upload_is_interrupted_and_resumed(proxy_conn: FaultProxy, tmp_path: Pat
     digest = write_random(source, 20 * MiB, seed=60)
     target = tmp_path / "incoming" / "export.bin"
     target.parent.mkdir()
+    # 8 MB/s upstream: the cut comes a second in, after durable checkpoints (each waits for the
+    # server's fsync); at loopback speed all 8 MiB could be sent before the first fsync answers.
+    proxy_conn.set_upload_rate(8_000_000)
     proxy_conn.cut_after_sent(8 * MiB)
     with new_dag("e2e_upload") as dag:
         ResumableSFTPUploadOperator(

@@ -71,10 +71,10 @@ class FaultProxy:
         self._plan = _Plan()
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled = False
-        self._rate: float | None = rate
+        self._download_limit = _RateLimit(rate)  # server-to-client
+        self._upload_limit = _RateLimit(None)  # client-to-server
         self._flowing = asyncio.Event()  # cleared by hold(): downstream reading pauses
         self._flowing.set()
-        self._rate_due = 0.0  # when the bytes let through so far have had their time at the rate
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -121,7 +121,11 @@ class FaultProxy:
 
     def set_rate(self, bytes_per_second: float | None) -> None:
         """Cap server-to-client throughput at ``bytes_per_second`` (``None``: no cap)."""
-        self._call(lambda: setattr(self, "_rate", bytes_per_second))
+        self._call(lambda: setattr(self._download_limit, "rate", bytes_per_second))
+
+    def set_upload_rate(self, bytes_per_second: float | None) -> None:
+        """Cap client-to-server throughput at ``bytes_per_second`` (``None``: no cap)."""
+        self._call(lambda: setattr(self._upload_limit, "rate", bytes_per_second))
 
     def drop_all(self) -> None:
         """Abort every open connection now."""
@@ -235,7 +239,7 @@ class FaultProxy:
                     break
                 due = time.monotonic() + self.rtt / 2
                 if downstream:
-                    await self._throttle(len(data))
+                    await self._download_limit.take(len(data))
                     data, cut = self._account(data)
                     if cut:
                         queue.put_nowait((due, data))
@@ -246,6 +250,7 @@ class FaultProxy:
                 elif self._stalled:
                     continue
                 else:
+                    await self._upload_limit.take(len(data))
                     data, cut = self._account_sent(data)
                     if cut:
                         queue.put_nowait((due, data))
@@ -255,15 +260,6 @@ class FaultProxy:
             await delivery
         finally:
             delivery.cancel()
-
-    async def _throttle(self, nbytes: int) -> None:
-        """Hold the reader back so the bytes forwarded so far keep to the rate (TCP pushes back)."""
-        if not self._rate:
-            return
-        now = time.monotonic()
-        self._rate_due = max(self._rate_due, now) + nbytes / self._rate
-        if self._rate_due > now:
-            await asyncio.sleep(self._rate_due - now)
 
     def _account(self, data: bytes) -> tuple[bytes, bool]:
         """Count server-to-client bytes; apply a planned stall or cut. Returns what to forward, and
@@ -319,3 +315,24 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class _RateLimit:
+    """
+    Hold a reader back so that the bytes let through keep to ``rate`` (TCP then pushes back).
+
+    :param rate: bytes per second; ``None`` or 0 lets everything through at once
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._due = 0.0  # when the bytes let through so far have had their time at the rate
+
+    async def take(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more may pass (the time is reserved before waiting)."""
+        if not self.rate:
+            return
+        now = time.monotonic()
+        self._due = max(self._due, now) + nbytes / self.rate
+        if self._due > now:
+            await asyncio.sleep(self._due - now)
