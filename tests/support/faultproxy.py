@@ -40,6 +40,27 @@ class _Plan:
     refuse: bool = False
 
 
+class _RateLimit:
+    """
+    Hold a reader back so that the bytes let through keep to ``rate`` (TCP then pushes back).
+
+    :param rate: bytes per second; ``None`` or 0 lets everything through at once
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._due = 0.0  # when the bytes let through so far have had their time at the rate
+
+    async def take(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more may pass (the time is reserved before waiting)."""
+        if not self.rate:
+            return
+        now = time.monotonic()
+        self._due = max(self._due, now) + nbytes / self.rate
+        if self._due > now:
+            await asyncio.sleep(self._due - now)
+
+
 class FaultProxy:
     """
     Forward ``127.0.0.1:port`` to ``target_host:target_port`` with injectable faults.
@@ -315,24 +336,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-class _RateLimit:
-    """
-    Hold a reader back so that the bytes let through keep to ``rate`` (TCP then pushes back).
-
-    :param rate: bytes per second; ``None`` or 0 lets everything through at once
-    """
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self._due = 0.0  # when the bytes let through so far have had their time at the rate
-
-    async def take(self, nbytes: int) -> None:
-        """Wait until ``nbytes`` more may pass (the time is reserved before waiting)."""
-        if not self.rate:
-            return
-        now = time.monotonic()
-        self._due = max(self._due, now) + nbytes / self.rate
-        if self._due > now:
-            await asyncio.sleep(self._due - now)
