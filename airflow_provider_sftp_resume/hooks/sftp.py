@@ -13,8 +13,9 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from airflow_provider_sftp_resume.core.errors import AuthenticationFailed
+from airflow_provider_sftp_resume.core.remote.algorithms import supported_ciphers
 from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
-from airflow_provider_sftp_resume.core.remote.ssh import SSH_WINDOW, SSHEndpoint, supported_ciphers
+from airflow_provider_sftp_resume.core.remote.ssh import SSH_WINDOW, SSHEndpoint
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
 from airflow_provider_sftp_resume.core.transfers.postaction import download_with_post_action
