@@ -17,7 +17,6 @@ def get_base_airflow_version_tuple() -> tuple[int, int, int]:
     return airflow_version.major, airflow_version.minor, airflow_version.micro
 
 
-AIRFLOW_V_3_0_PLUS: bool = get_base_airflow_version_tuple() >= (3, 0, 0)
 AIRFLOW_V_3_2_PLUS: bool = get_base_airflow_version_tuple() >= (3, 2, 0)
 
 
@@ -38,4 +37,4 @@ def exponential_backoff(multiplier: float = 2.0) -> float | bool:
     return True
 
 
-__all__ = ["AIRFLOW_V_3_0_PLUS", "AIRFLOW_V_3_2_PLUS", "exponential_backoff"]
+__all__ = ["AIRFLOW_V_3_2_PLUS", "exponential_backoff"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -10,27 +11,41 @@ from typing import TYPE_CHECKING, TypeVar
 from airflow_provider_sftp_resume.core.errors import TransferStalled
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import AsyncIterator, Awaitable
 
 T = TypeVar("T")
 
 
-async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
+@contextlib.asynccontextmanager
+async def answer_deadline(seconds: float, what: str) -> AsyncIterator[None]:
     """
-    Await one small request that must answer within ``seconds``: a dead link must not hang the try.
+    Give the block ``seconds`` to finish (:func:`asyncio.timeout`): a dead link must not hang the try.
 
     This is a deadline, for requests that move a bounded, small amount of data (a stat, an open, a
     64 KiB read). Work that can legitimately take longer on a slow link (a whole segment) is guarded
-    by :func:`stall_watchdog` instead, which only fires when progress stops.
+    by ``stall_watchdog`` (:mod:`.io.fill`) instead, which only fires when progress stops.
 
-    :raises TransferStalled: no answer in time
+    :param seconds: the deadline
+    :param what: what the block does, for the message (``"opening the remote file"``)
+    :raises TransferStalled: the block did not finish in time
     """
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        async with asyncio.timeout(seconds):
+            yield
     except TimeoutError:
         raise TransferStalled(
             f"No answer for {seconds:g} s while {what}; treating the link as dead."
         ) from None
+
+
+async def answer_within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
+    """
+    Await one small request within ``seconds`` (:func:`answer_deadline` around one awaitable).
+
+    :raises TransferStalled: no answer in time
+    """
+    async with answer_deadline(seconds, what):
+        return await awaitable
 
 
 def is_count(value: object, maximum: int | None = None) -> bool:
@@ -94,7 +109,8 @@ class RequestTimer:
 
     async def bounded(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a request that must answer within ``stall_timeout``; a dead link must not hang the try."""
-        return await answer_within(awaitable, self.stall_timeout, what)
+        async with answer_deadline(self.stall_timeout, what):
+            return await awaitable
 
     async def timed(self, awaitable: Awaitable[T], what: str) -> T:
         """Await a small request, and take its duration as a sample of the round-trip time."""

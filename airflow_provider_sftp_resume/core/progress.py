@@ -79,7 +79,3 @@ class ProgressReporter:
             rate / MB,
             format_duration(eta) if eta != float("inf") else "unknown",
         )
-
-    def elapsed(self) -> float:
-        """Seconds since this try started moving data."""
-        return self._clock() - self._started

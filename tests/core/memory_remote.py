@@ -53,9 +53,6 @@ class MemoryReader:
             length = min(length, behaviour.max_read)
         return self.fs.files[self.path].data[offset : offset + length]
 
-    async def stat(self) -> RemoteStat:
-        return await self.fs.stat(self.path)
-
     async def close(self) -> None:
         return None
 

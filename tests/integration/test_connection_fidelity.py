@@ -556,10 +556,11 @@ def test_everything_the_installed_paramiko_offers_is_offered_too(
     kind: str, option: str, paramiko_defaults: str
 ) -> None:
     """So no server the stock hook reaches is out of reach here (asyncssh lacks a few names)."""
-    from airflow_provider_sftp_resume.core.remote.ssh import _ALGORITHMS, SSHEndpoint
+    from airflow_provider_sftp_resume.core.remote.algorithms import ALGORITHMS
+    from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
 
     offered = SSHEndpoint(host="127.0.0.1").asyncssh_options()[option]
-    possible = _ALGORITHMS[kind]()[0]
+    possible = ALGORITHMS[kind]()[0]
     stock = [name for name in getattr(paramiko.Transport, paramiko_defaults) if name in possible]
     assert stock, "asyncssh implements none of paramiko's defaults?"
     assert set(stock) <= set(offered)

@@ -127,3 +127,26 @@ def test_no_host_key_check_is_explicit_and_logged(
         hook.download_resumable(str(source), str(tmp_path / "dst.bin"), logger=logger)
     warnings = [r.getMessage() for r in caplog.records if "verification is OFF" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_the_connection_is_read_once(
+    openssh_server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path
+) -> None:
+    reads: list[str] = []
+
+    class CountingHook(ResumableSFTPHook):
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Any:
+            reads.append(conn_id)
+            return super().get_connection(conn_id)
+
+    conn_id = define(monkeypatch, openssh_server, host_key=None, no_host_key_check="true")
+    hook = CountingHook(ssh_conn_id=conn_id)
+    assert reads == [conn_id]  # the stock __init__'s read, shared with the extras this hook reads
+    assert hook.no_host_key_check  # from the extras of that one read
+    assert not hook.ssh_endpoint().verify_host_key
+    assert reads == [conn_id]
+    assert CountingHook.get_connection(conn_id).conn_id == conn_id  # still the classmethod afterwards
+    assert hook.get_connection(conn_id).conn_id == conn_id
+    assert reads == [conn_id] * 3
+    fetch(hook, tmp_path)

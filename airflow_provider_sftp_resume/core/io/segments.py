@@ -56,8 +56,9 @@ async def run_all_or_none(jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]
     try:
         done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = task.exception()
+            if error is not None:
+                raise error
         return [task.result() for task in tasks]
     finally:
         for task in tasks:

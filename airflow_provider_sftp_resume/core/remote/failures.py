@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -17,6 +19,9 @@ from airflow_provider_sftp_resume.core.errors import (
     TransferError,
     TransferInterrupted,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: What a server that runs out of room says in an SFTP status message.
 _SPACE_WORDS = re.compile(r"no space|disk full|quota", re.IGNORECASE)
@@ -42,6 +47,19 @@ def note_refused_extension(server: str, extension: str, exc: BaseException, cons
     _REFUSALS_NOTED.add((server, extension))
     reason = getattr(exc, "reason", "") or type(exc).__name__
     log.warning("The server %s refused %s (%s); %s.", server or "(unnamed)", extension, reason, consequence)
+
+
+@contextlib.contextmanager
+def translated(where: str) -> Iterator[None]:
+    """
+    Raise what asyncssh or the socket layer raises inside the block as the engine's error.
+
+    :param where: what the block does, for the message (``"listing /data"``); see :func:`translate_error`
+    """
+    try:
+        yield
+    except (asyncssh.Error, OSError) as exc:
+        raise translate_error(exc, where) from exc
 
 
 def translate_error(exc: BaseException, where: str) -> TransferError:

@@ -69,10 +69,6 @@ class RemoteReader(Protocol):
         """
         ...
 
-    async def stat(self) -> RemoteStat:
-        """Return the attributes of the open file."""
-        ...
-
     async def close(self) -> None:
         """Close the remote file handle."""
         ...

@@ -1,68 +1,30 @@
 """
-The SSH connection: an :class:`SSHEndpoint` (what the Airflow connection says) and one connection
-attempt over asyncssh, with host keys checked as the stock hook (paramiko) checks them, never more
-permissively, and client keys, algorithms and timeouts read as paramiko reads them.
+The SSH connection's settings: an :class:`SSHEndpoint` (what the Airflow connection says), translated
+into :func:`asyncssh.connect` arguments as paramiko (the stock hook) reads them.
+
+Host keys are checked in :mod:`.hostkeys`, client keys loaded in :mod:`.clientkeys`, algorithm lists
+built in :mod:`.algorithms`; :mod:`.connect` opens the connection.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from airflow_provider_sftp_resume.core.errors import (
-    AuthenticationFailed,
-    ConnectionFailed,
-    HostKeyRejected,
-    TransferInterrupted,
-)
-from airflow_provider_sftp_resume.core.remote.failures import translate_error
+from airflow_provider_sftp_resume.core.errors import AuthenticationFailed
+from airflow_provider_sftp_resume.core.remote.algorithms import algorithm_list
+from airflow_provider_sftp_resume.core.remote.clientkeys import load_client_keys
+from airflow_provider_sftp_resume.core.remote.hostkeys import HostKeyPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
 #: SSH channel receive window asked for (64 MiB): only an upper bound, the engine's outstanding
 #: requests decide the data in flight (see :mod:`...io.tuning`).
 SSH_WINDOW = 64 * 1024 * 1024
-#: Cipher preference: AES-GCM first, since AES-NI/ARMv8 make it the cheapest for a Python client
-#: (asyncssh's own order puts chacha20-poly1305, computed in pieces, first). Only an order: every
-#: algorithm asyncssh and paramiko offer by default is still offered after these, so the reorder can
-#: never make a negotiation fail.
-PREFERRED_CIPHERS = (
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-)
-#: What paramiko (the stock hook) offers by default beyond asyncssh's defaults, offered last so that a
-#: legacy server the stock hook reaches is reached here too (the server picks the first of our list
-#: it knows, so these are used only when it knows nothing better).
-PARAMIKO_ALSO_OFFERS: dict[str, tuple[str, ...]] = {
-    "ciphers": ("aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"),
-    "kex": (
-        "diffie-hellman-group-exchange-sha1",
-        "diffie-hellman-group14-sha1",
-        "diffie-hellman-group1-sha1",
-    ),
-    "macs": ("hmac-md5", "hmac-sha1-96", "hmac-md5-96"),
-    "keys": ("ssh-dss",),
-}
-#: paramiko's ``disabled_algorithms`` keys, and the :func:`asyncssh.connect` argument each one limits.
-DISABLED_ALGORITHM_KINDS = {
-    "ciphers": "encryption_algs",
-    "macs": "mac_algs",
-    "kex": "kex_algs",
-    "keys": "server_host_key_algs",
-    "pubkeys": "signature_algs",
-    "compression": "compression_algs",
-}
 
 
 @dataclass(frozen=True)
@@ -129,15 +91,32 @@ class SSHEndpoint:
         user = f"{self.username}@" if self.username else ""
         return f"{user}{self.host}:{self.port}"
 
+    @property
+    def host_key_policy(self) -> HostKeyPolicy:
+        """Which host keys the server may show (:mod:`.hostkeys`)."""
+        return HostKeyPolicy(
+            host=self.host,
+            port=self.port,
+            trusted_host_keys=self.trusted_host_keys,
+            known_hosts_path=self.known_hosts_path,
+            verify_host_key=self.verify_host_key,
+            learn_host_keys=self.learn_host_keys,
+        )
+
     def asyncssh_options(self) -> dict[str, Any]:
         """
         Translate into keyword arguments of :func:`asyncssh.connect` (host keys checked separately).
 
         :raises AuthenticationFailed: a private key cannot be used and nothing else can log in
         """
-        return self._connect_plan().options
+        return self.connect_plan().options
 
-    def _connect_plan(self) -> _ConnectPlan:
+    def connect_plan(self) -> ConnectPlan:
+        """
+        Everything one connection attempt needs, worked out once before any attempt.
+
+        :raises AuthenticationFailed: a private key cannot be used and nothing else can log in
+        """
         options: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
@@ -148,7 +127,7 @@ class SSHEndpoint:
             # No ~/.ssh/config: the stock hook applies only its ProxyCommand and IdentityFile, which
             # the hook has already resolved; asyncssh would also apply HostName, Port, User, ...
             "config": None,
-            # Every host key goes to _HostKeyCheckingClient.validate_host_public_key.
+            # Every host key goes to hostkeys.HostKeyCheckingClient.validate_host_public_key.
             "known_hosts": ([], [], []),
             "server_host_key_algs": self._host_key_algorithms(),
             "encryption_algs": self._algorithms("ciphers", self.ciphers),
@@ -157,12 +136,27 @@ class SSHEndpoint:
             # Bulk data is mostly compressed already; zlib would make the client CPU-bound.
             "compression_algs": self._algorithms("compression"),
         }
-        disabled = dict(self.disabled_algorithms)
-        if disabled.get("pubkeys"):
+        if dict(self.disabled_algorithms).get("pubkeys"):
             options["signature_algs"] = self._algorithms("pubkeys")
         if self.password is not None:
             options["password"] = self.password
-        keys, problems = self._load_client_keys()
+        problems, agent_only = self._add_client_keys(options)
+        if self.proxy_command:
+            options["proxy_command"] = self.proxy_command
+        if self.window:
+            options["window"] = self.window
+        if self.max_packet_size:
+            options["max_pktsize"] = self.max_packet_size
+        return ConnectPlan(options, tuple(problems), agent_only)
+
+    def _add_client_keys(self, options: dict[str, Any]) -> tuple[list[str], bool]:
+        """
+        Set the client keys (and the agent) as paramiko would try them.
+
+        :return: why some keys could not be decrypted, and whether only the agent's keys remain
+        :raises AuthenticationFailed: a key cannot be used and nothing else can log in
+        """
+        keys, problems = load_client_keys(self.client_keys, self.passphrase, self.password)
         agent_only = False
         if keys:
             # paramiko tries the default keys after the connection's own (look_for_keys).
@@ -179,29 +173,12 @@ class SSHEndpoint:
         other_ways = bool(keys) or self.password is not None or self.use_default_keys
         if problems and not (other_ways or (self.use_agent and os.environ.get("SSH_AUTH_SOCK"))):
             raise AuthenticationFailed(" ".join(problems))
-        if self.proxy_command:
-            options["proxy_command"] = self.proxy_command
-        if self.window:
-            options["window"] = self.window
-        if self.max_packet_size:
-            options["max_pktsize"] = self.max_packet_size
-        return _ConnectPlan(options, tuple(problems), agent_only)
+        return problems, agent_only
 
     def _algorithms(self, kind: str, preferred: Sequence[str] = ()) -> list[str]:
-        """Preferred names first, then asyncssh's defaults, then paramiko's extras; minus disabled."""
-        possible, defaults = _ALGORITHMS[kind]()
-        if kind == "ciphers":
-            defaults = [*PREFERRED_CIPHERS, *defaults]
-        elif kind == "compression":
-            defaults = ["none", "zlib@openssh.com", "zlib"] if self.compress else ["none"]
-        disabled = set(dict(self.disabled_algorithms).get(kind, ()))
-        if kind == "pubkeys":  # paramiko applies this list only to the signature of an RSA client key
-            disabled = {name for name in disabled if "rsa" in name}
-        names: list[str] = []
-        for name in [*preferred, *defaults, *PARAMIKO_ALSO_OFFERS.get(kind, ())]:
-            if name in possible and name not in disabled and name not in names:
-                names.append(name)
-        return names
+        return algorithm_list(
+            kind, preferred, disabled=dict(self.disabled_algorithms), compress=self.compress
+        )
 
     def _host_key_algorithms(self) -> list[str]:
         """
@@ -210,286 +187,23 @@ class SSHEndpoint:
         Only an order, never a restriction: a server without the pinned key's type still shows its
         key, so the refusal can name it.
         """
+        policy = self.host_key_policy
         first: list[str] = []
-        for key in (*self._pinned_keys(), *self._known_keys(self.host, "")[0]):
+        for key in (*policy.pinned_keys(), *policy.known_keys(self.host, "")[0]):
             first.extend(alg.decode("ascii") for alg in key.sig_algorithms)
         return self._algorithms("keys", first)
 
-    def _pinned_keys(self) -> list[asyncssh.SSHKey]:
-        return [asyncssh.import_public_key(line) for line in self.trusted_host_keys]
-
-    def _known_keys(self, host: str, addr: str) -> tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey]]:
-        """The trusted and revoked keys known_hosts holds for this server (bad lines are skipped)."""
-        if not self.known_hosts_path:
-            return [], []
-        try:
-            with open(self.known_hosts_path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            return [], []  # paramiko ignores an unreadable known_hosts as well
-        trusted: list[asyncssh.SSHKey] = []
-        revoked: list[asyncssh.SSHKey] = []
-        port = None if self.port == 22 else self.port
-        for line in lines:
-            try:
-                matched = asyncssh.import_known_hosts(line).match(host, addr, port)
-            except (ValueError, asyncssh.KeyImportError):
-                continue
-            trusted.extend(matched[0])
-            revoked.extend(matched[2])
-        return trusted, revoked
-
-    def check_host_key(self, host: str, addr: str, key: asyncssh.SSHKey) -> str | None:
-        """
-        Decide on the host key a server offered; return why it is refused, or ``None`` to accept it.
-
-        :param host: the host name connected to
-        :param addr: its IP address
-        :param key: the key the server offered
-        """
-        offered = f"{key.algorithm.decode('ascii')} key {key.get_fingerprint()}"
-        server = f"{self.host}:{self.port}"
-        known, revoked = self._known_keys(host, addr)
-        if key in revoked:
-            return (
-                f"The host key of {server} is REVOKED: the server offered the {offered}, which "
-                f"{self.known_hosts_path} marks @revoked. Do not connect; ask the server's owner."
-            )
-        same_type = [k for k in known if k.algorithm == key.algorithm]
-        if same_type and key not in known:
-            expected = ", ".join(k.get_fingerprint() for k in same_type)
-            return (
-                f"The host key of {server} has CHANGED: the server offered the {offered}, but "
-                f"{self.known_hosts_path} holds {expected} for this host. Someone may be intercepting "
-                "the connection (man-in-the-middle), or the server was reinstalled. Check the new "
-                "fingerprint with the server's owner; if the change is genuine, remove the old entry "
-                f"(ssh-keygen -R '{_known_hosts_name(self.host, self.port)}' -f {self.known_hosts_path}) "
-                "or pin the new key in the connection's `host_key` extra."
-            )
-        pinned = self._pinned_keys()
-        if pinned:
-            if key in pinned:
-                return None
-            expected = ", ".join(f"{k.algorithm.decode('ascii')} {k.get_fingerprint()}" for k in pinned)
-            return (
-                f"The host key of {server} has CHANGED: the server offered the {offered}, but the "
-                f"connection's `host_key` extra pins {expected}. Someone may be intercepting the "
-                "connection (man-in-the-middle), or the server's key was replaced. Check the new "
-                "fingerprint with the server's owner before updating the `host_key` extra."
-            )
-        if key in known or not self.verify_host_key:
-            return None
-        where = self.known_hosts_path or "~/.ssh/known_hosts (no such file)"
-        return (
-            f"The host key of {server} is unknown: the server offered the {offered}, which is neither "
-            f"in the connection's `host_key` extra nor in {where}. Check the fingerprint with the "
-            f"server's owner (ssh-keyscan -p {self.port} {self.host} | ssh-keygen -lf -), then put the "
-            "key line in the `host_key` extra; set `no_host_key_check` only if you accept the "
-            "man-in-the-middle risk."
-        )
-
-    def learn_host_key(self, key: asyncssh.SSHKey) -> None:
-        """Append an accepted unknown host key to known_hosts, as paramiko's ``AutoAddPolicy`` does."""
-        if not (self.learn_host_keys and self.known_hosts_path):
-            return
-        kind, data = key.export_public_key("openssh").decode("ascii").split()[:2]
-        line = f"{_known_hosts_name(self.host, self.port)} {kind} {data}\n".encode("ascii")
-        with contextlib.suppress(OSError):
-            fd = os.open(self.known_hosts_path, os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(fd, line)  # one short append: concurrent tries never interleave lines
-            finally:
-                os.close(fd)
-
-    def _load_client_keys(self) -> tuple[list[asyncssh.SSHKey], list[str]]:
-        """Load the connection's keys; a missing file is refused now, an undecryptable key noted."""
-        keys: list[asyncssh.SSHKey] = []
-        problems: list[str] = []
-        for key in self.client_keys:
-            try:
-                keys.append(_load_key(key, self.passphrase, self.password))
-            except _KeyNotDecrypted as exc:
-                problems.append(str(exc))
-        return keys, problems
-
 
 @dataclass(frozen=True)
-class _ConnectPlan:
+class ConnectPlan:
+    """
+    What one connection attempt needs.
+
+    :param options: keyword arguments of :func:`asyncssh.connect`
+    :param key_problems: why some client keys could not be decrypted (named if authentication fails)
+    :param agent_only: only the agent's keys remain; they are fetched on connecting
+    """
+
     options: dict[str, Any]
     key_problems: tuple[str, ...]
     agent_only: bool
-
-
-def _known_hosts_name(host: str, port: int) -> str:
-    """The host as known_hosts names it (``host``, or ``[host]:port`` off port 22)."""
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def _algorithm_tables() -> dict[str, Callable[[], tuple[set[str], list[str]]]]:
-    from asyncssh import compression, encryption, kex, mac, public_key
-
-    def names(algs: Sequence[bytes]) -> list[str]:
-        return [alg.decode("ascii") for alg in algs]
-
-    def table(possible: Sequence[bytes], defaults: Sequence[bytes]) -> tuple[set[str], list[str]]:
-        # GSS key exchange needs a Kerberos context, which the stock hook never sets up either.
-        return set(names(possible)), [name for name in names(defaults) if not name.startswith("gss-")]
-
-    return {
-        "ciphers": lambda: table(encryption.get_encryption_algs(), encryption.get_default_encryption_algs()),
-        "kex": lambda: table(kex.get_kex_algs(), kex.get_default_kex_algs()),
-        "macs": lambda: table(mac.get_mac_algs(), mac.get_default_mac_algs()),
-        "keys": lambda: table(public_key.get_public_key_algs(), public_key.get_default_public_key_algs()),
-        "pubkeys": lambda: table(public_key.get_public_key_algs(), public_key.get_default_public_key_algs()),
-        "compression": lambda: table(compression.get_compression_algs(), compression.get_compression_algs()),
-    }
-
-
-_ALGORITHMS = _algorithm_tables()
-
-
-def supported_ciphers() -> set[str]:
-    """The encryption algorithms asyncssh implements (what a ``ciphers`` list may name)."""
-    return _ALGORITHMS["ciphers"]()[0]
-
-
-class _KeyNotDecrypted(Exception):
-    """An encrypted private key that neither the passphrase nor the password opens."""
-
-
-def _load_key(key: str, passphrase: str | None, password: str | None = None) -> asyncssh.SSHKey:
-    """
-    Load a private key from its text or its file; without a passphrase, try the password (paramiko).
-
-    :raises AuthenticationFailed: the ``key_file`` cannot be read or is not a private key
-    :raises _KeyNotDecrypted: the key is encrypted and nothing given opens it
-    """
-    inline = "PRIVATE KEY" in key
-    if inline:
-        source, data = "the connection's `private_key` extra", key.encode()
-    else:
-        path = os.path.expanduser(key)
-        source = f"the `key_file` extra ({path})"
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise AuthenticationFailed(
-                f"Cannot read the private key file {path} named by the connection's `key_file` extra "
-                f"(or ~/.ssh/config IdentityFile): {exc.strerror or exc}. Fix the path or the file's "
-                "permissions on the worker."
-            ) from None
-    candidates = [passphrase] if passphrase else [None, *([password] if password else [])]
-    reason = ""
-    for candidate in candidates:
-        try:
-            return asyncssh.import_private_key(data, candidate)
-        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
-            reason = str(exc)
-            if not _is_passphrase_problem(reason):
-                raise AuthenticationFailed(
-                    f"{source[0].upper()}{source[1:]} is not a usable private key: {reason}. Put an "
-                    "OpenSSH or PEM private key (RSA, ECDSA or Ed25519) there."
-                ) from None
-    given = "the `private_key_passphrase` extra" if passphrase else "no `private_key_passphrase` extra"
-    if not passphrase and password:
-        given += " (the connection's password was tried too, as paramiko does)"
-    raise _KeyNotDecrypted(
-        f"The private key from {source} is encrypted and cannot be decrypted with {given}: {reason}. "
-        "Set the connection's `private_key_passphrase` extra to the key's passphrase."
-    )
-
-
-def _is_passphrase_problem(reason: str) -> bool:
-    lowered = reason.lower()
-    return "passphrase" in lowered or "decrypt" in lowered or "encrypt" in lowered
-
-
-class _HostKeyCheckingClient(asyncssh.SSHClient):
-    """Hands every server host key to :meth:`SSHEndpoint.check_host_key` and keeps the verdict."""
-
-    def __init__(self, endpoint: SSHEndpoint) -> None:
-        self._endpoint = endpoint
-        #: why the server's host key was refused, for the error message
-        self.refusal: str | None = None
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        self.refusal = self._endpoint.check_host_key(host, addr, key)
-        if self.refusal is not None:
-            return False
-        if key not in self._endpoint._known_keys(host, addr)[0] and key not in self._endpoint._pinned_keys():
-            self._endpoint.learn_host_key(key)
-        return True
-
-
-def quiet_library_logs() -> None:
-    """
-    Keep asyncssh's per-connection INFO lines out of task logs, unless someone chose a level.
-
-    The engine logs one line per phase itself; asyncssh would add five more for every connection.
-    """
-    library_logger = logging.getLogger("asyncssh")
-    if library_logger.level == logging.NOTSET:
-        library_logger.setLevel(logging.WARNING)
-
-
-async def _connect(endpoint: SSHEndpoint, plan: _ConnectPlan, where: str) -> asyncssh.SSHClientConnection:
-    """One connection attempt: host key checked by :class:`_HostKeyCheckingClient`, errors translated."""
-    client = _HostKeyCheckingClient(endpoint)
-    options = dict(plan.options)
-    agent: asyncssh.SSHAgentClient | None = None
-    try:
-        if plan.agent_only and os.environ.get("SSH_AUTH_SOCK"):
-            # No key of the connection's own (look_for_keys false): paramiko still asks the agent.
-            with contextlib.suppress(OSError, asyncssh.Error, ValueError):
-                agent = await asyncssh.connect_agent()
-                options["client_keys"] = list(await agent.get_keys()) or None
-        return await asyncssh.connect(client_factory=lambda: client, **options)
-    except asyncssh.HostKeyNotVerifiable as exc:
-        if client.refusal is None:
-            raise translate_error(exc, where) from None
-        raise HostKeyRejected(f"{client.refusal} (while {where})") from None
-    except asyncssh.PermissionDenied as exc:
-        if plan.key_problems:
-            raise AuthenticationFailed(
-                f"Authentication failed while {where}: {exc.reason}. " + " ".join(plan.key_problems)
-            ) from None
-        raise translate_error(exc, where) from None
-    except (TimeoutError, asyncssh.Error, OSError) as exc:
-        raise translate_error(exc, where) from None
-    finally:
-        if agent is not None:
-            agent.close()
-            with contextlib.suppress(Exception):
-                await agent.wait_closed()
-
-
-#: Errors worth a quick reconnect inside the same try: the server may be restarting or throttling
-#: (OpenSSH ``MaxStartups``). Authentication and host key errors are never retried.
-TRANSIENT_CONNECT_ERRORS: Sequence[type[BaseException]] = (ConnectionFailed, TransferInterrupted)
-
-
-async def connect_with_retries(
-    endpoint: SSHEndpoint, *, attempts: int = 3, max_wait: float = 10.0
-) -> asyncssh.SSHClientConnection:
-    """
-    Open an SSH connection, retried with jittered exponential back-off (tenacity) on transient errors.
-
-    :param endpoint: where and how to connect
-    :param attempts: connection attempts before giving up (at least 1)
-    :param max_wait: longest pause between attempts, seconds
-    """
-    quiet_library_logs()
-    where = f"connecting to {endpoint.describe()}"
-    plan = endpoint._connect_plan()  # a key that cannot be used fails here, before any retry
-    conn: asyncssh.SSHClientConnection | None = None
-    async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(max(1, attempts)),
-        wait=wait_random_exponential(multiplier=0.5, max=max_wait),
-        retry=retry_if_exception_type(tuple(TRANSIENT_CONNECT_ERRORS)),
-        reraise=True,
-    ):
-        with attempt:
-            conn = await _connect(endpoint, plan, where)
-    assert conn is not None
-    return conn
