@@ -27,11 +27,13 @@ from airflow_provider_sftp_resume.core.destinations.s3_calls import (
     list_parts,
 )
 from airflow_provider_sftp_resume.core.destinations.s3_errors import UploadAborted, UploadBusy
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import Manifest, Owner, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3_manifest import Manifest, fingerprint_digest
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, UnusableState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
 from airflow_provider_sftp_resume.core.destinations.s3_parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from airflow_provider_sftp_resume.core.resume.resumable_sha256 import Sha256State
 from airflow_provider_sftp_resume.core.resume.state import (
@@ -35,27 +36,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # 4 MiB
 MAX_HASH_STATES = 32
 CHECKSUMS = ("SHA256", "CRC32", "off")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Owner:
-    """
-    The try that holds the upload.
-
-    :param host: host name of the worker
-    :param pid: process id on that host
-    :param token: random id of the try (two tries never share one)
-    :param heartbeat: when the owner last wrote the manifest, seconds since the epoch
-    """
-
-    host: str
-    pid: int
-    token: str
-    heartbeat: float
-
-    def describe(self) -> str:
-        """Return ``host pid N`` for messages."""
-        return f"{self.host} pid {self.pid}"
 
 
 @dataclass(frozen=True)

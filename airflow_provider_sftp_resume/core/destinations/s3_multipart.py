@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target
-    from airflow_provider_sftp_resume.core.destinations.s3_manifest import Owner
+    from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
     from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 
 log = logging.getLogger(__name__)

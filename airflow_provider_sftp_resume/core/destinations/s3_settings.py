@@ -13,7 +13,8 @@ import socket
 from dataclasses import dataclass
 
 from airflow_provider_sftp_resume.core.destinations.s3_claim import DEFAULT_LEASE_SECONDS
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import CHECKSUMS, Owner
+from airflow_provider_sftp_resume.core.destinations.s3_manifest import CHECKSUMS
+from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
 
 
 def client_config_kwargs(checksum: str) -> dict[str, str]:
