@@ -3,8 +3,8 @@ The layers of ``core/``: every import points down (or sideways within a layer), 
 
 Layers, bottom to top: the base modules directly in ``core/`` (errors, logs, progress, options,
 runner), ``remote``, ``resume``, ``destinations``, ``io``, ``transfers``, ``watch``.
-``core/__init__.py`` is the public facade and may import from all of them. Imports under ``if TYPE_CHECKING:`` count too: a type that
-lives above is a design that points up.
+``core/__init__.py`` is the public facade and may import from all of them. Imports under
+``if TYPE_CHECKING:`` count too: a type that lives above is a design that points up.
 """
 
 from __future__ import annotations
