@@ -131,7 +131,8 @@ class ManifestStore:
                 **condition,
             )
         except Exception as exc:
-            if error_code(exc) in _CONFLICT:
+            # If-Match on a manifest that another try deleted (it published) answers NoSuchKey
+            if error_code(exc) in _CONFLICT or ("IfMatch" in condition and error_code(exc) == "NoSuchKey"):
                 raise ManifestConflict(str(exc)) from exc
             if is_not_implemented(exc):
                 raise

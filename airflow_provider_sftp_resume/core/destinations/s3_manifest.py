@@ -226,5 +226,5 @@ def _check(manifest: Manifest) -> None:
     publishing = bool(manifest.sha256)  # every part is up; the last may end off a 64-byte boundary
     if lengths != sorted(set(lengths)) or (lengths and lengths[-1] != manifest.kept_bytes and not publishing):
         raise UnusableState("manifest hash states do not end at the kept parts")
-    if manifest.parts and not lengths:
+    if manifest.parts and not lengths and not publishing:
         raise UnusableState("manifest keeps parts but no hash state")
