@@ -14,11 +14,11 @@ cd "$(dirname "$0")/.."
 venv=.venv
 pins=()
 # The deployment suite (PostgreSQL, Celery) runs on Airflow 3 only.
-extras=test,openlineage,docs,deployment
+extras=test,openlineage,docs,deployment,amazon
 if [ "${1:-}" = "--airflow" ]; then
     case "${2:-}" in
-        2) venv=.venv-airflow2; pins=("apache-airflow>=2.11,<3"); extras=test,openlineage,docs ;;
-        oldest) venv=.venv-oldest; pins=(-c scripts/oldest-constraints.txt); extras=test,openlineage ;;
+        2) venv=.venv-airflow2; pins=("apache-airflow>=2.11,<3"); extras=test,openlineage,docs,amazon ;;
+        oldest) venv=.venv-oldest; pins=(-c scripts/oldest-constraints.txt); extras=test,openlineage,amazon ;;
         3) ;;
         *) echo "bootstrap: --airflow takes 2, 3 or oldest" >&2; exit 2 ;;
     esac
