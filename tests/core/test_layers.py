@@ -2,7 +2,8 @@
 The layers of ``core/``: every import points down (or sideways within a layer), never up, no circles.
 
 Layers, bottom to top: the base modules directly in ``core/`` (errors, logs, progress, options,
-runner), ``remote``, ``resume``, ``io``, ``transfers``, ``watch``. ``core/__init__.py`` is the public
+runner, threads), ``remote``, ``resume``, ``destinations`` (where a download's bytes go: below ``io``
+and ``transfers``, which write into it), ``io``, ``transfers``, ``watch``. ``core/__init__.py`` is the public
 facade and may import from all of them. Imports under ``if TYPE_CHECKING:`` count too: a type that
 lives above is a design that points up.
 """
@@ -18,7 +19,7 @@ import airflow_provider_sftp_resume.core as core_package
 
 CORE = Path(core_package.__file__).parent
 PREFIX = "airflow_provider_sftp_resume.core"
-LAYERS = ("", "remote", "resume", "io", "transfers", "watch")
+LAYERS = ("", "remote", "resume", "destinations", "io", "transfers", "watch")
 
 
 def module_name(path: Path) -> str:

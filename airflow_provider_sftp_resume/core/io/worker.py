@@ -71,7 +71,7 @@ class SegmentWorker:
     """
     The parent's handle on one child process.
 
-    :param session: how the child connects (sent down its stdin)
+    :param session: how the child connects (a session factory's ``process_spec()``, sent down its stdin)
     :param remote_path: the remote file
     :param part_path: the ``.part`` file, which must exist
     :param block_size: bytes per read request
@@ -83,7 +83,7 @@ class SegmentWorker:
 
     def __init__(
         self,
-        session: SFTPSessionFactory,
+        session: dict[str, Any],
         remote_path: str,
         part_path: str,
         *,
@@ -93,7 +93,7 @@ class SegmentWorker:
         lock_fd: int | None = None,
     ) -> None:
         self._job = {
-            "session": session.to_dict(),
+            "session": session,
             "remote_path": remote_path,
             "part_path": part_path,
             "block_size": block_size,

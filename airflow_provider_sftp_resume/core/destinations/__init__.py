@@ -1,0 +1,1 @@
+"""Where a download's bytes go: the destination seam (:mod:`.protocol`) and its implementations."""
