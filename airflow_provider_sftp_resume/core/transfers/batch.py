@@ -19,9 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.errors import TransferError, UnsafeRemoteName
+from airflow_provider_sftp_resume.core.errors import UnsafeRemoteName
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.progress import format_bytes
+from airflow_provider_sftp_resume.core.transfers.after_download import settle_earlier_post_actions
 from airflow_provider_sftp_resume.core.transfers.batch_outcomes import (
     STATUSES,
     BatchResult,
@@ -31,7 +32,6 @@ from airflow_provider_sftp_resume.core.transfers.batch_outcomes import (
 )
 from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.transfers.names import local_path_for
-from airflow_provider_sftp_resume.core.transfers.postaction_record import PostActionRecord, pending_records
 from airflow_provider_sftp_resume.core.transfers.selection import RemoteFile, RemoteSelection, list_selection
 
 if TYPE_CHECKING:
@@ -127,39 +127,15 @@ async def download_selection(
     options = replace(options or DownloadOptions(), max_connections=1, create_intermediate_dirs=True)
     pool = SessionPool(open_session)
     try:
-        async with pool() as fs:
-            files, refused = await list_selection(fs, selection)
-        total = sum(f.stat.size for f in files)
-        logger.info(
-            "Found %d files (%s) under %s%s; downloading up to %d at once into %s",
-            len(files),
-            format_bytes(total),
-            selection.root,
-            f" matching {selection.pattern}" if selection.pattern else "",
-            concurrency,
+        outcomes, refused = await _download_all(
+            pool,
+            selection,
             local_dir,
+            options,
+            concurrency=concurrency,
+            post_action=post_action,
+            logger=logger,
         )
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(remote: RemoteFile) -> FileOutcome:
-            async with gate:
-                return await _download_one(
-                    pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
-                )
-
-        # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(f)) for f in files]
-        outcomes = [task.result() for task in tasks]
-        if post_action is not None:
-            outcomes += await _settle_earlier_post_actions(
-                pool,
-                selection,
-                local_dir=local_dir,
-                listed={f.relative for f in files},
-                post_action=post_action,
-                logger=logger,
-            )
     finally:
         await pool.close()
     outcomes += [FileOutcome("", "", "", "refused", error=message) for message in refused]
@@ -180,6 +156,53 @@ async def download_selection(
     )
     raise_for_failures(result)
     return result
+
+
+async def _download_all(
+    pool: SessionPool,
+    selection: RemoteSelection,
+    local_dir: Path,
+    options: DownloadOptions,
+    *,
+    concurrency: int,
+    post_action: RemotePostAction | None,
+    logger: Logger,
+) -> tuple[list[FileOutcome], list[str]]:
+    """List the selection, download every file (``concurrency`` at once); return outcomes and refusals."""
+    async with pool() as fs:
+        files, refused = await list_selection(fs, selection)
+    total = sum(f.stat.size for f in files)
+    logger.info(
+        "Found %d files (%s) under %s%s; downloading up to %d at once into %s",
+        len(files),
+        format_bytes(total),
+        selection.root,
+        f" matching {selection.pattern}" if selection.pattern else "",
+        concurrency,
+        local_dir,
+    )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(remote: RemoteFile) -> FileOutcome:
+        async with gate:
+            return await _download_one(
+                pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
+            )
+
+    # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(f)) for f in files]
+    outcomes = [task.result() for task in tasks]
+    if post_action is not None:
+        outcomes += await settle_earlier_post_actions(
+            pool,
+            selection,
+            local_dir=local_dir,
+            listed={f.relative for f in files},
+            post_action=post_action,
+            logger=logger,
+        )
+    return outcomes, refused
 
 
 async def _download_one(
@@ -230,56 +253,3 @@ async def _download_one(
         sha256=result.sha256,
         post_action=result.post_action,
     )
-
-
-async def _settle_earlier_post_actions(
-    pool: SessionPool,
-    selection: RemoteSelection,
-    *,
-    local_dir: Path,
-    listed: set[str],
-    post_action: RemotePostAction,
-    logger: Logger,
-) -> list[FileOutcome]:
-    """
-    Report (and clear) post-actions of an earlier try whose reply was lost.
-
-    Such a file is no longer on the server, so the listing does not show it; its record next to the
-    local file proves what was done (see :mod:`.postaction`).
-    """
-    outcomes = []
-    for local in await asyncio.to_thread(pending_records, local_dir):
-        relative = local.relative_to(local_dir).as_posix()
-        if relative in listed or not selection.matches(relative):
-            continue
-        remote_path = posixpath.join(selection.root, relative)
-        try:
-            async with pool() as fs:
-                found = await post_action.recover(fs, remote_path, local)
-        except TransferError as exc:
-            logger.warning("Could not check the earlier post-action of %s: %s", remote_path, exc)
-            continue
-        if found is None:
-            logger.warning(
-                "%s has the record of an earlier post-action on %s, which cannot be confirmed (the remote "
-                "file, the archived copy or the local file differ from it); the record was removed",
-                local,
-                remote_path,
-            )
-            PostActionRecord.clear(local)
-            continue
-        done, record = found
-        logger.info("%s: %s by an earlier try whose reply was lost", remote_path, done)
-        outcomes.append(
-            FileOutcome(
-                relative,
-                remote_path,
-                str(local),
-                "skipped",
-                size=record.size,
-                resumed_from=record.size,
-                sha256=record.sha256,
-                post_action=done,
-            )
-        )
-    return outcomes
