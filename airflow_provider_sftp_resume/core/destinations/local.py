@@ -20,7 +20,6 @@ from airflow_provider_sftp_resume.core.resume.localfiles import (
     open_part,
     os_error_to_local,
     pwrite_all,
-    remove_quietly,
     sha256_of_file,
 )
 from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
@@ -166,7 +165,7 @@ class LocalPart:
             fsync_directory(self.paths.target.parent)
         except OSError as exc:
             raise os_error_to_local(exc, self.paths.target, "publishing") from None
-        remove_quietly(self.paths.sidecar)
+        self.paths.remove_state()
 
     async def discard(self) -> None:
         discard_partial(self.paths)

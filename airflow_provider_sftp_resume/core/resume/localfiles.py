@@ -112,6 +112,10 @@ class LocalPaths:
         """Replace the sidecar atomically and durably."""
         write_sidecar(self.sidecar, state.to_json())
 
+    def remove_state(self) -> None:
+        """Remove the sidecar, and the temporary file a write killed half-way leaves."""
+        remove_quietly(self.sidecar.with_name(self.sidecar.name + ".tmp"), self.sidecar)
+
 
 def os_error_to_local(exc: OSError, path: Path, doing: str) -> TransferError:
     """
@@ -292,4 +296,5 @@ def remove_quietly(*files: Path) -> None:
 
 def discard_partial(paths: LocalPaths) -> None:
     """Remove the ``.part`` and its sidecar (never the target)."""
-    remove_quietly(paths.sidecar.with_name(paths.sidecar.name + ".tmp"), paths.sidecar, paths.part)
+    paths.remove_state()
+    remove_quietly(paths.part)

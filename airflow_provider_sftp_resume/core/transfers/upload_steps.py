@@ -15,7 +15,7 @@ from airflow_provider_sftp_resume.core.progress import ProgressReporter, format_
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
-from airflow_provider_sftp_resume.core.resume.localfiles import remove_quietly, sha256_of_file
+from airflow_provider_sftp_resume.core.resume.localfiles import sha256_of_file
 from airflow_provider_sftp_resume.core.resume.state import UnusableState
 from airflow_provider_sftp_resume.core.resume.upload_state import LocalIdentity, UploadState
 from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH, TAIL_LENGTH, tail_range
@@ -220,7 +220,7 @@ class UploadTry:
     async def _prove_complete(self) -> None:
         """The local file is as it was, the server holds all of it, and its last bytes are ours."""
         if LocalIdentity.of(os.stat(self.paths.target)) != self.identity:
-            remove_quietly(self.paths.sidecar)
+            self.paths.remove_state()
             raise SourceChanged(
                 f"The local file {self.paths.target} changed while it was uploaded; the remote "
                 "temporary file may mix two versions, so the next try starts over from byte 0."
@@ -236,7 +236,7 @@ class UploadTry:
                 offset=min(temp.size, size),
             )
         if await self.remote.first_difference(self.temp_path, [tail_range(size)]) is not None:
-            remove_quietly(self.paths.sidecar)
+            self.paths.remove_state()
             raise IntegrityError(
                 f"The last bytes of {self.temp_path} on the server differ from the local file; "
                 "something else wrote to it. The next try uploads afresh."
@@ -267,7 +267,7 @@ class UploadTry:
                 f"After the rename the server reports {remote_size} bytes for {self.remote_path}, "
                 f"expected {size}; another writer may have replaced it."
             )
-        remove_quietly(self.paths.sidecar)
+        self.paths.remove_state()
         self.story.done(self.remote_path, size, digest, rename)
         return self._result(
             digest,
