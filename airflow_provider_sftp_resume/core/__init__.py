@@ -6,21 +6,30 @@ enforces it, with no import circles):
 
 - the base, directly here: :mod:`.errors` (the error tree), :mod:`.logs`, :mod:`.progress`,
   :mod:`.options` (knobs every transfer shares, requests bounded by the stall timeout),
-  :mod:`.runner` (one transfer on a private event loop, stoppable by ``on_kill`` and signals);
+  :mod:`.runner` (one transfer on a private event loop, stoppable by ``on_kill`` and signals),
+  :mod:`.threads` (blocking file work off the event loop);
 - :mod:`.remote`: the remote side. :mod:`~.remote.protocol` is what the engine needs from a remote
   file system; :mod:`~.remote.ssh` opens the SSH connection (host keys, client keys, algorithms as
   the stock hook reads them); :mod:`~.remote.sftp` is the file system over asyncssh;
   :mod:`~.remote.failures` maps SSH and SFTP errors onto the error tree;
 - :mod:`.resume`: what survives a try. Sidecar documents (:mod:`~.resume.state`,
   :mod:`~.resume.upload_state`), local files and their safe creation (:mod:`~.resume.localfiles`),
-  one try per path (:mod:`~.resume.locking`), durable checkpoints (:mod:`~.resume.checkpoint`),
-  proving kept bytes (:mod:`~.resume.verify`), sha256 while writing (:mod:`~.resume.hashing`);
+  one try per path (:mod:`~.resume.locking`), one checkpointer for both directions
+  (:mod:`~.resume.checkpoint`), every comparison that proves bytes (:mod:`~.resume.verify`), sha256
+  while writing (:mod:`~.resume.hashing`);
+- :mod:`.destinations`: where a download's bytes go, how they become durable and are published.
+  :mod:`~.destinations.protocol` is the seam and what a destination must guarantee;
+  :mod:`~.destinations.local` is the ``.part`` + sidecar next to the target;
 - :mod:`.io`: moving bytes fast. Pipelined reads and writes (:mod:`~.io.pipeline`), bytes in
   flight (:mod:`~.io.tuning`), segments and worker processes for several connections
   (:mod:`~.io.segments`, :mod:`~.io.worker`, :mod:`~.io.fill`);
-- :mod:`.transfers`: one try from plan to publish. :mod:`~.transfers.download`,
-  :mod:`~.transfers.upload`, many files (:mod:`~.transfers.selection`, :mod:`~.transfers.names`,
-  :mod:`~.transfers.batch`), remote post-actions (:mod:`~.transfers.postaction`);
+- :mod:`.transfers`: one try from plan to publish. :mod:`~.transfers.download` (steps in
+  :mod:`~.transfers.download_steps`), :mod:`~.transfers.upload` (steps in
+  :mod:`~.transfers.upload_steps`, the server side in :mod:`~.transfers.upload_remote`), the
+  shared counters and log lines (:mod:`~.transfers.story`), many files (:mod:`~.transfers.selection`,
+  :mod:`~.transfers.names`, :mod:`~.transfers.batch`, :mod:`~.transfers.batch_outcomes`), remote
+  post-actions (:mod:`~.transfers.postaction`, run after the publish by
+  :mod:`~.transfers.after_download`);
 - :mod:`.watch`: waiting until a partner stopped writing (:mod:`~.watch.stability`).
 
 The names below are the public API; everything else may change.

@@ -10,7 +10,7 @@ time) or whether a person has to fix something first::
     │   ├── ConnectionFailed           could not connect / open the SFTP session
     │   ├── TransferInterrupted        the link dropped mid-transfer (carries offset reached)
     │   │   └── TransferStalled        no bytes for ``stall_timeout`` seconds
-    │   ├── RemoteChanged              the remote file changed while we read it (carries what)
+    │   ├── RemoteChanged              the remote file changed while we read it (the message says how)
     │   ├── RemoteFileNotFound         the remote path does not exist (yet)
     │   ├── TransferLocked             another try holds the lock on the same local path
     │   ├── LocalDiskFull              no space left for the ``.part`` file
@@ -29,6 +29,16 @@ time) or whether a person has to fix something first::
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class BatchReport(Protocol):
+    """The per-file outcomes a failed batch carries, for the operator to publish."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcomes as the operator's XCom value."""
+        ...
 
 
 class TransferError(Exception):
@@ -71,16 +81,7 @@ class TransferStalled(TransferInterrupted):
 
 
 class RemoteChanged(RetriableTransferError):
-    """
-    The remote file changed while it was being read; the kept bytes cannot be trusted.
-
-    :param message: what happened
-    :param what: short description of what differed (size, mtime, content)
-    """
-
-    def __init__(self, message: str, *, what: str = "") -> None:
-        super().__init__(message)
-        self.what = what
+    """The remote file changed while it was being read; the kept bytes cannot be trusted."""
 
 
 class RemoteFileNotFound(RetriableTransferError):
@@ -139,7 +140,7 @@ class UnsafeRemoteName(PermanentTransferError):
 class SomeFilesFailed(RetriableTransferError):
     """Some files of a batch failed with retriable errors; a retry redoes only those."""
 
-    def __init__(self, message: str, *, result: object = None) -> None:
+    def __init__(self, message: str, *, result: BatchReport | None = None) -> None:
         super().__init__(message)
         #: the batch's result (per-file outcomes), for the operator to publish
         self.result = result
@@ -148,7 +149,7 @@ class SomeFilesFailed(RetriableTransferError):
 class BatchFailed(PermanentTransferError):
     """Some files of a batch failed with errors a retry cannot fix; the message lists them."""
 
-    def __init__(self, message: str, *, result: object = None) -> None:
+    def __init__(self, message: str, *, result: BatchReport | None = None) -> None:
         super().__init__(message)
         #: the batch's result (per-file outcomes), for the operator to publish
         self.result = result

@@ -14,7 +14,7 @@ from airflow.providers.ssh.hooks.ssh import SSHHook
 from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
-from airflow_provider_sftp_resume.core.transfers.postaction import download_with_post_action
+from airflow_provider_sftp_resume.core.transfers.download import download_file
 from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 from airflow_provider_sftp_resume.core.watch.stability import Snapshot, StableSpec, take_snapshot
 from airflow_provider_sftp_resume.hooks.connection import (
@@ -119,7 +119,9 @@ class ResumableSFTPHook(SFTPHook):
         """
         session, log = self._session(logger)
         return self._run(
-            partial(_download_then, session, remote_path, local_path, options, post_action, logger=log)
+            partial(
+                download_file, session, remote_path, local_path, options, post_action=post_action, logger=log
+            )
         )
 
     def download_directory(
@@ -177,10 +179,7 @@ class ResumableSFTPHook(SFTPHook):
         :raises TransferError: see :mod:`airflow_provider_sftp_resume.core.errors`
         """
         session, log = self._session(logger)
-        server = session.endpoint.describe()
-        return self._run(
-            partial(upload_file, session, local_path, remote_path, options, server=server, logger=log)
-        )
+        return self._run(partial(upload_file, session, local_path, remote_path, options, logger=log))
 
     def remote_snapshot(self, spec: StableSpec) -> Snapshot:
         """
@@ -220,18 +219,3 @@ class ResumableSFTPHook(SFTPHook):
         running = self._running
         if running is not None:
             running.abort()
-
-
-async def _download_then(
-    open_session: SFTPSessionFactory,
-    remote_path: str,
-    local_path: str,
-    options: DownloadOptions | None,
-    post_action: RemotePostAction | None,
-    *,
-    logger: Logger,
-) -> DownloadResult:
-    """Download, and only once the local copy is complete and verified, run the remote post-action."""
-    return await download_with_post_action(
-        open_session, remote_path, local_path, options, post_action, logger=logger
-    )

@@ -102,7 +102,7 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
                 )
             except (SomeFilesFailed, BatchFailed) as exc:
                 if exc.result is not None:
-                    context["ti"].xcom_push(key="batch_result", value=exc.result.to_dict())  # type: ignore[attr-defined]
+                    context["ti"].xcom_push(key="batch_result", value=exc.result.to_dict())
                 raise
 
         self._result = self._run_transfer(mirror).to_dict()

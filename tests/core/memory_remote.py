@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, TransferInterrupted
 from airflow_provider_sftp_resume.core.remote.protocol import RemoteStat
@@ -81,9 +81,21 @@ class MemoryFileSystem:
         await self.stat(path)
         return MemoryReader(self, path)
 
-    def opener(self) -> Callable[[], contextlib.AbstractAsyncContextManager[MemoryFileSystem]]:
-        @contextlib.asynccontextmanager
-        async def session() -> AsyncIterator[MemoryFileSystem]:
-            yield self
+    def opener(self) -> MemorySessions:
+        return MemorySessions(self)
 
-        return session
+
+class MemorySessions:
+    """Sessions with one in-memory file system: no identity to speak of, no worker processes."""
+
+    identity = "memory"
+
+    def __init__(self, fs: MemoryFileSystem) -> None:
+        self.fs = fs
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[MemoryFileSystem]:
+        yield self.fs
+
+    def process_spec(self) -> dict[str, Any] | None:
+        return None

@@ -194,14 +194,12 @@ def test_a_missing_remote_file_is_not_mistaken_for_a_lost_reply(
     write_random(local, 1000)
 
     async def run() -> None:
-        from airflow_provider_sftp_resume.core.transfers.postaction import download_with_post_action
-
-        await download_with_post_action(
+        await download_file(
             session_factory(endpoint_for(openssh_server)),
             str(tmp_path / "never-there.bin"),
             local,
             DownloadOptions(),
-            RemotePostAction.parse("delete", None),
+            post_action=RemotePostAction.parse("delete", None),
         )
 
     with pytest.raises(TransferError, match="not found"):

@@ -16,7 +16,7 @@ from airflow_provider_sftp_resume.core.errors import (
     SourceChanged,
     TransferInterrupted,
 )
-from airflow_provider_sftp_resume.core.resume.upload_state import UploadPaths
+from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
 from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
 
@@ -225,7 +225,7 @@ def test_source_growing_during_upload_is_never_published(
                 source,
                 str(target),
                 UploadOptions(**FAST),
-                server="s",  # type: ignore[arg-type]
+                server="s",
             )
         )
         await asyncio.sleep(0.3)
@@ -263,7 +263,7 @@ def test_upload_state_lives_in_state_dir_when_asked(
     state_dir.mkdir()
     interrupted_upload(sftp_server, proxy, source, remote_dir / "ro.bin", 5 * MiB, state_dir=str(state_dir))
     assert sidecars(source) == []
-    paths = UploadPaths.for_upload(source, "x", str(state_dir))
+    paths = LocalPaths.for_upload(source, "x", str(state_dir))
     assert len(list(state_dir.glob("ro.bin.upload-*.json"))) == 1
     assert paths.sidecar.parent == state_dir
 
@@ -317,7 +317,7 @@ def test_hostile_upload_sidecar_means_a_restart_not_a_crash(
     digest = write_random(source, 300_000, seed=12)
     target = remote_dir / "h.bin"
     endpoint = endpoint_for(openssh_server).describe()
-    UploadPaths.for_upload(source, f"{endpoint}{target}", None).sidecar.write_text(hostile)
+    LocalPaths.for_upload(source, f"{endpoint}{target}", None).sidecar.write_text(hostile)
 
     result = upload(openssh_server, source, target)
 

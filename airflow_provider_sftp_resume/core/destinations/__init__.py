@@ -1,1 +1,1 @@
-"""Destinations: where the bytes of a download go, and how they become durable and published."""
+"""Where a download's bytes go: the destination seam (:mod:`.protocol`) and its implementations."""

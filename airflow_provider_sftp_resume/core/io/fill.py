@@ -1,11 +1,14 @@
 """
-Filling the ``.part``: every incomplete segment, over one connection or several.
+Filling the destination: every incomplete segment, over one connection or several.
 
 The first connection (the one the try planned with) drains segments in file order; each extra
-connection, when ``max_connections`` asks for them, takes the next segment as soon as it is up. Extra
-connections to a real SFTP server run in worker processes (:mod:`.worker`), one CPU each; other
-remote file systems (the in-memory one of the tests) get extra in-process streams. Whichever writes
-a block, the same :class:`SegmentFiller` records it: checkpoint offsets, hash watermark, progress.
+connection, when ``max_connections`` asks for them and the destination takes random-access writes,
+takes the next segment as soon as it is up. Extra connections run in worker processes
+(:mod:`.worker`), one CPU each, when the session factory can be rebuilt in one (its
+``process_spec()``) and the destination is a local file they can write (its ``worker_path``);
+otherwise (the in-memory remote of the tests) they are extra in-process streams. A destination
+without random access gets one stream. Whichever writes a block, the same :class:`SegmentFiller`
+records it: checkpoint offsets, hash watermark, progress.
 """
 
 from __future__ import annotations
@@ -29,18 +32,17 @@ from airflow_provider_sftp_resume.core.io.worker import SegmentWorker
 from airflow_provider_sftp_resume.core.options import answer_within
 from airflow_provider_sftp_resume.core.progress import ProgressReporter
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
-from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
-from airflow_provider_sftp_resume.core.resume.localfiles import pwrite_all
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from typing import Any
 
+    from airflow_provider_sftp_resume.core.destinations.protocol import Destination, StreamHasher
     from airflow_provider_sftp_resume.core.logs import Logger
     from airflow_provider_sftp_resume.core.options import TransferOptions
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, SessionFactory
     from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
-    from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
-    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
+    from airflow_provider_sftp_resume.core.resume.state import ResumeState
 
 T = TypeVar("T")
 #: Extra seconds of silence allowed from a segment worker beyond ``stall_timeout``: the worker
@@ -75,10 +77,9 @@ async def stall_watchdog(seconds: float, what: str) -> AsyncIterator[Callable[[]
 
 class SegmentFiller:
     """
-    Fetch the incomplete segments of one try and write them into the ``.part``.
+    Fetch the incomplete segments of one try and write them into the destination.
 
-    :param fd: the open ``.part``
-    :param paths: the local paths of the transfer
+    :param destination: where the bytes go
     :param remote_path: the remote file
     :param open_session: opens extra sessions
     :param options: the transfer knobs (stall timeout, progress interval)
@@ -92,19 +93,17 @@ class SegmentFiller:
     def __init__(
         self,
         *,
-        fd: int,
-        paths: LocalPaths,
+        destination: Destination,
         remote_path: str,
         open_session: SessionFactory,
         options: TransferOptions,
         log: Logger,
-        checkpointer: Checkpointer,
-        hasher: TrailingHasher,
+        checkpointer: Checkpointer[ResumeState],
+        hasher: StreamHasher,
         lock_fd: int | None = None,
     ) -> None:
-        self.fd = fd
+        self.destination = destination
         self.lock_fd = lock_fd
-        self.paths = paths
         self.remote_path = remote_path
         self.open_session = open_session
         self.options = options
@@ -135,12 +134,13 @@ class SegmentFiller:
         """
         if not self._todo:
             return
-        streams = min(connections, len(self._todo))
+        streams = min(connections if self.destination.random_access else 1, len(self._todo))
         self._block, self._requests = shape(streams)
-        session = self.open_session
+        spec = self.open_session.process_spec()
+        part = self.destination.worker_path
         extra: Callable[[], Awaitable[None]] = (
-            functools.partial(self._worker_process, session)
-            if isinstance(session, SFTPSessionFactory)
+            functools.partial(self._worker_process, spec, part)
+            if spec is not None and part is not None
             else self._extra_stream
         )
         if streams > 1:
@@ -161,7 +161,7 @@ class SegmentFiller:
             self.first_byte_at = time.monotonic()
         self.transferred += offset - self._last_offset[index]
         self._last_offset[index] = offset
-        self.checkpointer.advance(index, offset)
+        self.checkpointer.advance(self.checkpointer.written.with_progress(index, offset))
         written = self.checkpointer.written
         self.hasher.advance(written.contiguous_prefix, block)
         self._progress.update(written.durable_bytes)
@@ -181,7 +181,7 @@ class SegmentFiller:
             )
             async with contextlib.aclosing(blocks):
                 async for offset, data in blocks:
-                    pwrite_all(self.fd, data, offset, self.paths.part)
+                    await self.destination.write(offset, data)
                     self._record(index, offset + len(data), (offset, data))
 
     async def _extra_stream(self) -> None:
@@ -198,12 +198,12 @@ class SegmentFiller:
             stack.push_async_callback(close_quietly, stream)
             await self._drain(stream)
 
-    async def _worker_process(self, session: SFTPSessionFactory) -> None:
-        """Drain segments in a child process with its own connection (its own CPU)."""
+    async def _worker_process(self, session: dict[str, Any], part: str) -> None:
+        """Drain segments in a child process with its own connection (its own CPU), writing into ``part``."""
         worker = SegmentWorker(
             session,
             self.remote_path,
-            str(self.paths.part),
+            part,
             block_size=self._block,
             max_requests=self._requests,
             stall_timeout=self.options.stall_timeout,

@@ -70,7 +70,6 @@ async def pipelined_read(
                 raise RemoteChanged(
                     f"The remote file ended at byte {offset}, before the expected {end}; it was "
                     "truncated or replaced while being read.",
-                    what="size",
                 )
             if len(data) < length:
                 queue.appendleft(issue(offset + len(data), length - len(data)))

@@ -44,7 +44,6 @@ from airflow_provider_sftp_resume.core import errors
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
 
 #: Seconds a child may take to start and connect before it counts as refused.
 START_TIMEOUT = 60.0
@@ -64,7 +63,7 @@ class SegmentWorker:
     """
     The parent's handle on one child process.
 
-    :param session: how the child connects (sent down its stdin)
+    :param session: how the child connects (a session factory's ``process_spec()``, sent down its stdin)
     :param remote_path: the remote file
     :param part_path: the ``.part`` file, which must exist
     :param block_size: bytes per read request
@@ -76,7 +75,7 @@ class SegmentWorker:
 
     def __init__(
         self,
-        session: SFTPSessionFactory,
+        session: dict[str, Any],
         remote_path: str,
         part_path: str,
         *,
@@ -86,7 +85,7 @@ class SegmentWorker:
         lock_fd: int | None = None,
     ) -> None:
         self._job = {
-            "session": session.to_dict(),
+            "session": session,
             "remote_path": remote_path,
             "part_path": part_path,
             "block_size": block_size,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -157,9 +157,24 @@ class RemoteFileSystem(Protocol):
 
 
 class SessionFactory(Protocol):
-    """Opens a new session with the remote file system, closed when the context exits."""
+    """
+    Opens a new session with the remote file system, closed when the context exits.
+
+    It also says who it talks to and whether a worker process can rebuild it: resume state records
+    the ``identity`` (state kept for one server is never used for another), and extra connections
+    run in worker processes only when :meth:`process_spec` gives what a child needs.
+    """
 
     def __call__(self) -> AbstractAsyncContextManager[RemoteFileSystem]: ...
+
+    @property
+    def identity(self) -> str:
+        """Who the sessions talk to, e.g. ``user@host:port``; recorded in resume state."""
+        ...
+
+    def process_spec(self) -> dict[str, Any] | None:
+        """What a worker process needs to open the same sessions; ``None``: only in this process."""
+        ...
 
 
 async def close_quietly(handle: RemoteReader | RemoteWriter) -> None:

@@ -243,6 +243,15 @@ class SFTPSessionFactory:
     def __call__(self) -> contextlib.AbstractAsyncContextManager[AsyncsshFileSystem]:
         return open_sftp_session(self.endpoint, attempts=self.attempts, max_wait=self.max_wait)
 
+    @property
+    def identity(self) -> str:
+        """``user@host:port``, as resume state records it."""
+        return self.endpoint.describe()
+
+    def process_spec(self) -> dict[str, Any] | None:
+        """A worker process rebuilds this factory from :meth:`to_dict`."""
+        return self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to connect, secrets included: only ever sent down a private pipe."""
         return {"endpoint": asdict(self.endpoint), "attempts": self.attempts, "max_wait": self.max_wait}

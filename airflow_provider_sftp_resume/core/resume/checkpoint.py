@@ -1,72 +1,66 @@
 """
-Checkpointing: make received bytes durable and record how far they reach.
+Checkpointing, one mechanism for both directions: track what was written, make it durable at a
+bounded rate, off the data path.
 
-A checkpoint is ``fsync(.part)`` followed by an atomic rewrite of the sidecar with the offsets
-written *before* the fsync started, so the sidecar never claims a byte the disk may not hold. It runs
-in a worker thread every ``interval`` seconds while the transfer goes on (also while the link is
-stalled, so a worker killed then loses at most one interval of data), which keeps its cost off the
-data path.
+What *durable* means is the only difference, and the caller says it (``make_durable``): for a
+download, ``fsync`` of the ``.part`` and then an atomic rewrite of the sidecar (see
+:class:`~.destinations.local.LocalPart`); for an upload, ``fsync@openssh.com`` of the remote file and
+then the local sidecar. Either way the state recorded is the one written *before* the sync started,
+so a sidecar never claims a byte that may not be durable. Checkpoints run every ``interval`` seconds
+in a background task while the transfer goes on (also while the link is stalled, so a worker killed
+then loses at most one interval of data), one at a time; blocking work inside ``make_durable`` goes
+through :func:`~.threads.in_thread`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from airflow_provider_sftp_resume.core.errors import TransferError
-from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local, write_state
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
-    from airflow_provider_sftp_resume.core.resume.state import ResumeState
+    from collections.abc import Awaitable, Callable
+
+S = TypeVar("S")
 
 
-class Checkpointer:
+class Checkpointer(Generic[S]):
     """
-    Track written offsets and persist them at a bounded rate.
+    Track the written state and persist it at a bounded rate.
 
-    :param fd: the ``.part`` file descriptor
-    :param paths: where the sidecar lives
-    :param state: the state as last written to the sidecar
+    :param state: the state as last recorded (the sidecar's)
+    :param make_durable: makes the bytes ``state`` claims durable, records it, and returns what was
+        recorded (an upload whose server stops confirming fsync records less: ``synced=False``)
     :param interval: seconds between background checkpoints
     """
 
-    def __init__(
-        self,
-        fd: int,
-        paths: LocalPaths,
-        state: ResumeState,
-        *,
-        interval: float,
-    ) -> None:
-        self._fd = fd
-        self._paths = paths
-        self._written = state  # offsets written to the .part (page cache)
-        self.durable = state  # offsets fsynced and recorded in the sidecar
+    def __init__(self, state: S, make_durable: Callable[[S], Awaitable[S]], *, interval: float) -> None:
+        self._written = state  # written, maybe not durable yet
+        self._asked = state  # the last state handed to make_durable
+        self.durable = state  # what the last checkpoint recorded
+        self._make_durable = make_durable
         self._interval = interval
         self._pending: asyncio.Task[None] | None = None
-        self._persist_lock = threading.Lock()
+        self._one_at_a_time = asyncio.Lock()
         self.count = 0
 
     @property
-    def written(self) -> ResumeState:
-        """State including bytes written but not yet fsynced."""
+    def written(self) -> S:
+        """State including bytes written but not yet durable."""
         return self._written
 
-    def advance(self, index: int, done: int) -> None:
+    def advance(self, state: S) -> None:
         """
-        Record that segment ``index`` is written up to ``done`` (made durable by the next checkpoint).
+        Record the written state (made durable by the next checkpoint); it may also go back.
 
-        ``done`` may also go back (bytes given up); the sidecar then records the lower offset.
-
-        :raises LocalDiskFull: the background checkpoint failed for lack of space
+        :raises TransferError: the background checkpoint failed (a full disk, a refused fsync): the
+            failure surfaces here, on the data path
         """
-        self._written = self._written.with_progress(index, done)
+        self._written = state
         if self._pending is not None and self._pending.done():
-            self._pending.result()  # re-raise a failed checkpoint here, on the data path
+            self._pending.result()
 
     def start(self) -> None:
         """Checkpoint every ``interval`` seconds in the background, also while no data arrives."""
@@ -76,8 +70,16 @@ class Checkpointer:
     async def _periodically(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            if self._written != self.durable:
-                await asyncio.to_thread(self._persist, self._written)
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> S:
+        async with self._one_at_a_time:
+            state = self._written
+            if state != self._asked:
+                self.durable = await self._make_durable(state)
+                self._asked = state
+                self.count += 1
+            return self.durable
 
     async def stop(self) -> None:
         """Stop background checkpoints and wait until none is being written."""
@@ -85,34 +87,11 @@ class Checkpointer:
             pending, self._pending = self._pending, None
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, TransferError):
-                await pending  # a failure is raised again by the next synchronous checkpoint
-        # A cancelled to_thread() keeps running in its thread; wait for it to let go of the lock.
-        await asyncio.to_thread(self._wait_idle)
+                await pending  # a failure is raised again by the next checkpoint
+        async with self._one_at_a_time:
+            pass  # a cancelled checkpoint has let go (in_thread waits for its thread)
 
-    def _wait_idle(self) -> None:
-        with self._persist_lock:
-            pass
-
-    async def flush(self) -> ResumeState:
+    async def flush(self) -> S:
         """Stop background checkpoints, then checkpoint everything written; return the durable state."""
         await self.stop()
-        if self._written != self.durable:
-            await asyncio.to_thread(self._persist, self._written)
-        return self.durable
-
-    def _persist(self, state: ResumeState) -> None:
-        # A cancelled background checkpoint may still be running in its thread: one at a time.
-        # (flush() and stop() wait for it, so an older state never lands after a newer one.)
-        with self._persist_lock:
-            if state == self.durable:
-                return
-            self._persist_locked(state)
-
-    def _persist_locked(self, state: ResumeState) -> None:
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise os_error_to_local(exc, self._paths.part, "syncing") from None
-        write_state(self._paths, state)
-        self.durable = state
-        self.count += 1
+        return await self._checkpoint()

@@ -1,7 +1,7 @@
 """
 The local files of one transfer: the target, its ``.part``, the sidecar and the lock.
 
-Layout for ``local_path = /data/in/dump.tar.gz``::
+Layout for a download to ``local_path = /data/in/dump.tar.gz``::
 
     /data/in/dump.tar.gz             the target; appears only when complete and checked
     /data/in/dump.tar.gz.part        bytes received so far
@@ -11,6 +11,9 @@ Layout for ``local_path = /data/in/dump.tar.gz``::
 Files are created with mode ``0o666`` filtered by the process umask, as ``open()`` would, and never
 through a pre-existing symlink (``O_NOFOLLOW``): a link planted at the ``.part`` or sidecar path is
 refused rather than followed.
+
+An upload of ``/data/out/report.csv`` keeps ``report.csv.upload-<digest>.json`` and ``.lock`` next
+to it (or in ``state_dir``); the digest names the destination (server identity + remote path).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from airflow_provider_sftp_resume.core.errors import LocalDiskFull, LocalPathError, TransferError
 from airflow_provider_sftp_resume.core.resume.state import MAX_SIDECAR_BYTES, ResumeState, UnusableState
@@ -29,39 +33,88 @@ from airflow_provider_sftp_resume.core.resume.state import MAX_SIDECAR_BYTES, Re
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".part.json"
 LOCK_SUFFIX = ".part.lock"
+S = TypeVar("S")
 FILE_MODE = 0o666  # filtered by the umask, like open()
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class SidecarDocument(Protocol):
+    """A resume state that serialises itself for its sidecar."""
+
+    def to_json(self) -> str:
+        """The sidecar's text."""
+        ...
 
 
 @dataclass(frozen=True)
 class LocalPaths:
     """
-    The paths belonging to one download target.
+    The local files of one transfer: the local file itself, its resume sidecar and its lock.
 
-    :param target: the final file
+    One helper for both directions. A download's sidecar and lock sit next to the target
+    (:meth:`for_target`, with the ``.part``); an upload's next to the source or in ``state_dir``,
+    named after the destination (:meth:`for_upload`).
+
+    :param target: the local file (written by a download, read by an upload)
+    :param sidecar: its resume state
+    :param lock: held (flock) while a try runs
     """
 
     target: Path
+    sidecar: Path
+    lock: Path
 
     @classmethod
     def for_target(cls, local_path: str | os.PathLike[str]) -> LocalPaths:
-        """Return the paths for ``local_path`` (made absolute, not resolved through links)."""
-        return cls(Path(os.path.abspath(local_path)))
+        """Return a download's paths for ``local_path`` (made absolute, not resolved through links)."""
+        target = Path(os.path.abspath(local_path))
+        return cls(
+            target,
+            target.with_name(target.name + SIDECAR_SUFFIX),
+            target.with_name(target.name + LOCK_SUFFIX),
+        )
+
+    @classmethod
+    def for_upload(
+        cls, source: str | os.PathLike[str], destination: str, state_dir: str | None
+    ) -> LocalPaths:
+        """
+        Return an upload's paths for sending ``source`` to ``destination`` (``user@host:port/path``).
+
+        :param state_dir: directory for the sidecar and lock; the source's own directory if ``None``
+        """
+        path = Path(os.path.abspath(source))
+        digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+        directory = Path(os.path.abspath(state_dir)) if state_dir else path.parent
+        stem = f"{path.name}.upload-{digest}"
+        return cls(path, directory / f"{stem}.json", directory / f"{stem}.lock")
 
     @property
     def part(self) -> Path:
-        """Where bytes are written until the file is complete."""
+        """Where a download writes bytes until the file is complete."""
         return self.target.with_name(self.target.name + PART_SUFFIX)
 
-    @property
-    def sidecar(self) -> Path:
-        """Resume state of the ``.part`` file."""
-        return self.target.with_name(self.target.name + SIDECAR_SUFFIX)
+    def load(self, parse: Callable[[bytes], S]) -> S | None:
+        """
+        Read and parse the sidecar; ``None`` when there is none.
 
-    @property
-    def lock(self) -> Path:
-        """Lock file held while a try runs."""
-        return self.target.with_name(self.target.name + LOCK_SUFFIX)
+        :raises UnusableState: unreadable, or ``parse`` rejects it
+        """
+        try:
+            return parse(read_sidecar(self.sidecar))
+        except FileNotFoundError:
+            return None
+
+    def save(self, state: SidecarDocument) -> None:
+        """Replace the sidecar atomically and durably."""
+        write_sidecar(self.sidecar, state.to_json())
+
+    def remove_state(self) -> None:
+        """Remove the sidecar, and the temporary file a write killed half-way leaves."""
+        remove_quietly(self.sidecar.with_name(self.sidecar.name + ".tmp"), self.sidecar)
 
 
 def os_error_to_local(exc: OSError, path: Path, doing: str) -> TransferError:
@@ -215,7 +268,7 @@ def write_sidecar(path: Path, text: str) -> None:
 
 def read_state(paths: LocalPaths) -> ResumeState:
     """
-    Load the download's sidecar.
+    Load a download's sidecar (for tests and tools; the engine goes through its destination).
 
     :raises UnusableState: unreadable or invalid
     :raises FileNotFoundError: there is no sidecar
@@ -224,8 +277,8 @@ def read_state(paths: LocalPaths) -> ResumeState:
 
 
 def write_state(paths: LocalPaths, state: ResumeState) -> None:
-    """Replace the download's sidecar atomically."""
-    write_sidecar(paths.sidecar, state.to_json())
+    """Replace a download's sidecar atomically."""
+    paths.save(state)
 
 
 def sha256_of_file(path: os.PathLike[str] | str) -> str:
@@ -243,4 +296,5 @@ def remove_quietly(*files: Path) -> None:
 
 def discard_partial(paths: LocalPaths) -> None:
     """Remove the ``.part`` and its sidecar (never the target)."""
-    remove_quietly(paths.sidecar.with_name(paths.sidecar.name + ".tmp"), paths.sidecar, paths.part)
+    paths.remove_state()
+    remove_quietly(paths.part)

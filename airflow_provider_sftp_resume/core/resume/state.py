@@ -38,6 +38,8 @@ class RemoteFingerprint:
     :param mtime: modification time, seconds since the epoch
     :param tail_length: how many bytes at the end of the file ``tail_sha256`` covers
     :param tail_sha256: hex sha256 of the last ``tail_length`` bytes
+    :param server: who served it (the session factory's ``identity``, ``user@host:port``); empty in
+        sidecars written before it was recorded, which are then trusted on their other checks
     """
 
     path: str
@@ -45,6 +47,7 @@ class RemoteFingerprint:
     mtime: int
     tail_length: int = 0
     tail_sha256: str = ""
+    server: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,6 @@ class Segment:
     def complete(self) -> bool:
         """Whether the whole range is on disk."""
         return self.done >= self.end
-
-    @property
-    def remaining(self) -> int:
-        """Bytes still to fetch in this range."""
-        return self.end - self.done
 
 
 @dataclass(frozen=True)
@@ -190,6 +188,7 @@ def _parse_fingerprint(obj: object) -> RemoteFingerprint:
         mtime=require_field(obj, "mtime", int),
         tail_length=require_offset(obj, "tail_length"),
         tail_sha256=require_field(obj, "tail_sha256", str),
+        server=require_field(obj, "server", str) if "server" in obj else "",
     )
     if fingerprint.tail_length > fingerprint.size:
         raise UnusableState("sidecar tail is longer than the file")

@@ -12,19 +12,19 @@ as its last bytes. A later try resumes at the smaller of the recorded offset and
 
 Sidecar layout for ``local_path = /data/out/report.csv`` sent to ``/in/report.csv``::
 
-    /data/out/report.csv.upload-<digest>.json   resume state (digest: server + remote path)
+    /data/out/report.csv.upload-<digest>.json   resume state (digest: server identity + remote path)
     /data/out/report.csv.upload-<digest>.lock   held (flock) while a try runs
 
-The directory can be changed (``state_dir``) when the source directory is read-only.
+(:meth:`~.localfiles.LocalPaths.for_upload`). The directory can be changed (``state_dir``) when the
+source directory is read-only. Like a download's state, it records the server identity the session
+factory gives (:attr:`~.remote.protocol.SessionFactory.identity`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.resume.state import (
     UnusableState,
@@ -32,6 +32,9 @@ from airflow_provider_sftp_resume.core.resume.state import (
     require_field,
     require_offset,
 )
+
+if TYPE_CHECKING:
+    import os
 
 UPLOAD_FORMAT = "airflow-provider-sftp-resume/upload"
 UPLOAD_VERSION = 1
@@ -120,33 +123,3 @@ class UploadState:
         if state.acknowledged > state.local.size:
             raise UnusableState("sidecar acknowledges more bytes than the local file has")
         return state
-
-
-@dataclass(frozen=True)
-class UploadPaths:
-    """
-    The local files of one upload.
-
-    :param source: the local file being sent
-    :param sidecar: its resume state for this destination
-    :param lock: held while a try runs
-    """
-
-    source: Path
-    sidecar: Path
-    lock: Path
-
-    @classmethod
-    def for_upload(
-        cls, source: str | os.PathLike[str], destination: str, state_dir: str | None
-    ) -> UploadPaths:
-        """
-        Return the paths for sending ``source`` to ``destination`` (``user@host:port/path``).
-
-        :param state_dir: directory for the sidecar and lock; the source's own directory if ``None``
-        """
-        path = Path(os.path.abspath(source))
-        digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
-        directory = Path(os.path.abspath(state_dir)) if state_dir else path.parent
-        stem = f"{path.name}.upload-{digest}"
-        return cls(source=path, sidecar=directory / f"{stem}.json", lock=directory / f"{stem}.lock")

@@ -15,33 +15,32 @@ import asyncio
 import contextlib
 import posixpath
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.errors import (
-    BatchFailed,
-    SomeFilesFailed,
-    TransferError,
-    UnsafeRemoteName,
-)
+from airflow_provider_sftp_resume.core.errors import UnsafeRemoteName
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.progress import format_bytes
-from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local
-from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
-from airflow_provider_sftp_resume.core.transfers.names import local_path_for
-from airflow_provider_sftp_resume.core.transfers.postaction import (
-    PostActionRecord,
-    RemotePostAction,
-    download_with_post_action,
-    pending_records,
+from airflow_provider_sftp_resume.core.transfers.after_download import settle_earlier_post_actions
+from airflow_provider_sftp_resume.core.transfers.batch_outcomes import (
+    STATUSES,
+    BatchResult,
+    FileOutcome,
+    describe_failure,
+    raise_for_failures,
 )
+from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
+from airflow_provider_sftp_resume.core.transfers.names import local_path_for
 from airflow_provider_sftp_resume.core.transfers.selection import RemoteFile, RemoteSelection, list_selection
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, SessionFactory
+    from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
+
+__all__ = ["BatchResult", "FileOutcome", "SessionPool", "download_selection"]
 
 log = engine_logger(__name__)
 
@@ -53,114 +52,48 @@ class SessionPool:
     Reuse SFTP sessions across the files of a batch (a new SSH handshake per small file is slow).
 
     A session is returned to the pool after a file that succeeded; after an error it is closed, since
-    the link may be broken.
+    the link may be broken. The pool is a session factory itself, with the identity of the one it
+    wraps.
 
     :param open_session: opens a new session
     """
 
     def __init__(self, open_session: SessionFactory) -> None:
         self._open = open_session
-        self._idle: list[
-            tuple[contextlib.AbstractAsyncContextManager[RemoteFileSystem], RemoteFileSystem]
-        ] = []
+        self._idle: list[tuple[contextlib.AsyncExitStack, RemoteFileSystem]] = []
+
+    @property
+    def identity(self) -> str:
+        return self._open.identity
+
+    def process_spec(self) -> dict[str, Any] | None:
+        return self._open.process_spec()
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[RemoteFileSystem]:
         if self._idle:
-            manager, fs = self._idle.pop()
+            stack, fs = self._idle.pop()
         else:
-            manager = self._open()
-            fs = await manager.__aenter__()
+            async with contextlib.AsyncExitStack() as opening:
+                fs = await opening.enter_async_context(self._open())
+                stack = opening.pop_all()
         healthy = False
         try:
             yield fs
             healthy = True
         finally:
             if healthy:
-                self._idle.append((manager, fs))
+                self._idle.append((stack, fs))
             else:
                 with contextlib.suppress(Exception):
-                    await manager.__aexit__(None, None, None)
+                    await stack.aclose()
 
     async def close(self) -> None:
         """Close every idle session."""
         while self._idle:
-            manager, _ = self._idle.pop()
+            stack, _ = self._idle.pop()
             with contextlib.suppress(Exception):
-                await manager.__aexit__(None, None, None)
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """
-    What happened to one file of a batch.
-
-    :param relative: path relative to the remote root (and to the local directory)
-    :param remote_path: the remote file
-    :param local_path: the local file
-    :param status: ``downloaded``, ``resumed``, ``skipped``, ``failed`` or ``refused``
-    :param size: bytes in the file (0 when unknown)
-    :param bytes_transferred: bytes of content read from the server in this try
-    :param resumed_from: bytes kept from earlier tries
-    :param sha256: hex sha256 of the local file, when complete
-    :param error: why it failed, when it did
-    :param retriable: whether a retry can fix the failure
-    :param post_action: what was done with the remote file afterwards
-    """
-
-    relative: str
-    remote_path: str
-    local_path: str
-    status: str
-    size: int = 0
-    bytes_transferred: int = 0
-    resumed_from: int = 0
-    sha256: str | None = None
-    error: str | None = None
-    retriable: bool = False
-    post_action: str | None = None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """
-    What a batch try did; :meth:`to_dict` is the operator's XCom value.
-
-    :param remote_path: the directory or glob given
-    :param local_dir: the local directory
-    :param files: one outcome per selected (or refused) file
-    :param seconds: wall time of the try
-    """
-
-    remote_path: str
-    local_dir: str
-    files: tuple[FileOutcome, ...]
-    seconds: float
-
-    def count(self, status: str) -> int:
-        """Files with ``status``."""
-        return sum(1 for f in self.files if f.status == status)
-
-    @property
-    def bytes_transferred(self) -> int:
-        """Bytes of content read from the server in this try, all files together."""
-        return sum(f.bytes_transferred for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict with totals and a per-file list."""
-        return {
-            "remote_path": self.remote_path,
-            "local_dir": self.local_dir,
-            "seconds": self.seconds,
-            "files_total": len(self.files),
-            **{f"files_{status}": self.count(status) for status in _STATUSES},
-            "bytes_total": sum(f.size for f in self.files),
-            "bytes_transferred": self.bytes_transferred,
-            "files": [asdict(f) for f in self.files],
-        }
-
-
-_STATUSES = ("downloaded", "resumed", "skipped", "failed", "refused")
+                await stack.aclose()
 
 
 async def download_selection(
@@ -194,39 +127,15 @@ async def download_selection(
     options = replace(options or DownloadOptions(), max_connections=1, create_intermediate_dirs=True)
     pool = SessionPool(open_session)
     try:
-        async with pool() as fs:
-            files, refused = await list_selection(fs, selection)
-        total = sum(f.stat.size for f in files)
-        logger.info(
-            "Found %d files (%s) under %s%s; downloading up to %d at once into %s",
-            len(files),
-            format_bytes(total),
-            selection.root,
-            f" matching {selection.pattern}" if selection.pattern else "",
-            concurrency,
+        outcomes, refused = await _download_all(
+            pool,
+            selection,
             local_dir,
+            options,
+            concurrency=concurrency,
+            post_action=post_action,
+            logger=logger,
         )
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(remote: RemoteFile) -> FileOutcome:
-            async with gate:
-                return await _download_one(
-                    pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
-                )
-
-        # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(f)) for f in files]
-        outcomes = [task.result() for task in tasks]
-        if post_action is not None:
-            outcomes += await _settle_earlier_post_actions(
-                pool,
-                selection,
-                local_dir=local_dir,
-                listed={f.relative for f in files},
-                post_action=post_action,
-                logger=logger,
-            )
     finally:
         await pool.close()
     outcomes += [FileOutcome("", "", "", "refused", error=message) for message in refused]
@@ -242,11 +151,58 @@ async def download_selection(
         "Batch done in %.1f s: %d downloaded, %d resumed, %d skipped (already complete), %d failed, "
         "%d refused; %s transferred",
         result.seconds,
-        *(result.count(s) for s in _STATUSES),
+        *(result.count(s) for s in STATUSES),
         format_bytes(result.bytes_transferred),
     )
-    _raise_for_failures(result)
+    raise_for_failures(result)
     return result
+
+
+async def _download_all(
+    pool: SessionPool,
+    selection: RemoteSelection,
+    local_dir: Path,
+    options: DownloadOptions,
+    *,
+    concurrency: int,
+    post_action: RemotePostAction | None,
+    logger: Logger,
+) -> tuple[list[FileOutcome], list[str]]:
+    """List the selection, download every file (``concurrency`` at once); return outcomes and refusals."""
+    async with pool() as fs:
+        files, refused = await list_selection(fs, selection)
+    total = sum(f.stat.size for f in files)
+    logger.info(
+        "Found %d files (%s) under %s%s; downloading up to %d at once into %s",
+        len(files),
+        format_bytes(total),
+        selection.root,
+        f" matching {selection.pattern}" if selection.pattern else "",
+        concurrency,
+        local_dir,
+    )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(remote: RemoteFile) -> FileOutcome:
+        async with gate:
+            return await _download_one(
+                pool, remote, local_dir=local_dir, options=options, post_action=post_action, logger=logger
+            )
+
+    # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(f)) for f in files]
+    outcomes = [task.result() for task in tasks]
+    if post_action is not None:
+        outcomes += await settle_earlier_post_actions(
+            pool,
+            selection,
+            local_dir=local_dir,
+            listed={f.relative for f in files},
+            post_action=post_action,
+            logger=logger,
+        )
+    return outcomes, refused
 
 
 async def _download_one(
@@ -261,12 +217,12 @@ async def _download_one(
     local = str(local_dir / remote.relative)
     try:
         target = local_path_for(local_dir, remote.relative)
-        result = await download_with_post_action(
+        result = await download_file(
             pool,
             remote.remote_path,
             target,
             options,
-            post_action,
+            post_action=post_action,
             relative=remote.relative,
             logger=logger,
         )
@@ -274,7 +230,7 @@ async def _download_one(
         logger.warning("%s", exc)
         return FileOutcome(remote.relative, remote.remote_path, local, "refused", error=str(exc))
     except Exception as exc:  # every error of one file is that file's outcome, never the batch's
-        error, retriable = _describe_failure(exc, Path(local))
+        error, retriable = describe_failure(exc, Path(local))
         logger.warning("%s failed: %s", remote.remote_path, error)
         return FileOutcome(
             remote.relative,
@@ -297,83 +253,3 @@ async def _download_one(
         sha256=result.sha256,
         post_action=result.post_action,
     )
-
-
-def _describe_failure(exc: Exception, local: Path) -> tuple[str, bool]:
-    """The message of what one file raised, and whether a retry can fix it (local OSErrors mapped)."""
-    if isinstance(exc, OSError):
-        exc = os_error_to_local(exc, Path(exc.filename) if exc.filename else local, "writing")
-    if isinstance(exc, TransferError):
-        return str(exc), exc.retriable
-    # Not a known failure (a bug, most likely): retriable, as Airflow treats any other exception.
-    return f"Unexpected {type(exc).__name__} while downloading to {local}: {exc}", True
-
-
-async def _settle_earlier_post_actions(
-    pool: SessionPool,
-    selection: RemoteSelection,
-    *,
-    local_dir: Path,
-    listed: set[str],
-    post_action: RemotePostAction,
-    logger: Logger,
-) -> list[FileOutcome]:
-    """
-    Report (and clear) post-actions of an earlier try whose reply was lost.
-
-    Such a file is no longer on the server, so the listing does not show it; its record next to the
-    local file proves what was done (see :mod:`.postaction`).
-    """
-    outcomes = []
-    for local in await asyncio.to_thread(pending_records, local_dir):
-        relative = local.relative_to(local_dir).as_posix()
-        if relative in listed or not selection.matches(relative):
-            continue
-        remote_path = posixpath.join(selection.root, relative)
-        try:
-            async with pool() as fs:
-                found = await post_action.recover(fs, remote_path, local)
-        except TransferError as exc:
-            logger.warning("Could not check the earlier post-action of %s: %s", remote_path, exc)
-            continue
-        if found is None:
-            logger.warning(
-                "%s has the record of an earlier post-action on %s, which cannot be confirmed (the remote "
-                "file, the archived copy or the local file differ from it); the record was removed",
-                local,
-                remote_path,
-            )
-            PostActionRecord.clear(local)
-            continue
-        done, record = found
-        logger.info("%s: %s by an earlier try whose reply was lost", remote_path, done)
-        outcomes.append(
-            FileOutcome(
-                relative,
-                remote_path,
-                str(local),
-                "skipped",
-                size=record.size,
-                resumed_from=record.size,
-                sha256=record.sha256,
-                post_action=done,
-            )
-        )
-    return outcomes
-
-
-def _raise_for_failures(result: BatchResult) -> None:
-    bad = [f for f in result.files if f.status in ("failed", "refused")]
-    if not bad:
-        return
-    lines = "\n".join(f"  {f.relative or '(refused)'}: {f.error}" for f in bad)
-    summary = (
-        f"{len(bad)} of {len(result.files)} files did not complete "
-        f"({result.count('downloaded') + result.count('resumed') + result.count('skipped')} are complete):\n"
-        f"{lines}"
-    )
-    if all(f.retriable for f in bad):
-        raise SomeFilesFailed(
-            f"{summary}\nA retry resumes these files; complete files are skipped.", result=result
-        )
-    raise BatchFailed(f"{summary}\nFix the files marked above; a retry will not help them.", result=result)

@@ -1,10 +1,11 @@
 """
 What to do with the remote file once the local copy is complete and verified: delete it, or move it.
 
-Runs only after :func:`~.download.download_file` returned (the local file is published and checked),
-never before. SFTP has no "delete if unchanged", so the file is stat'ed first and left alone when
-its size or mtime differ from the version that was downloaded: a partner who replaced it in the
-meantime keeps the new file.
+Runs in one place, :func:`~.after_download.run_after_publish`, which
+:func:`~.download.download_file` calls after the verified publish (for a single file and for each
+file of a batch alike), never before. SFTP has no "delete if unchanged", so the file is stat'ed
+first and left alone when its size or mtime differ from the version that was downloaded: a partner
+who replaced it in the meantime keeps the new file.
 
 **Lost replies.** A REMOVE or RENAME can be carried out by the server while its reply is lost with
 the link; the try then fails, and the retry finds no remote file. So just before the request is sent,
@@ -23,35 +24,19 @@ file was ever dealt with.
 from __future__ import annotations
 
 import enum
-import json
 import os
 import posixpath
-import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, RemotePathError
-from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
-from airflow_provider_sftp_resume.core.resume.localfiles import (
-    os_error_to_local,
-    read_sidecar,
-    remove_quietly,
-    write_sidecar,
-)
-from airflow_provider_sftp_resume.core.resume.state import UnusableState
-from airflow_provider_sftp_resume.core.resume.verify import format_verify
-from airflow_provider_sftp_resume.core.transfers.download import (
-    DownloadOptions,
-    DownloadResult,
-    download_file,
-)
-from airflow_provider_sftp_resume.core.transfers.names import POST_ACTION_SUFFIX
+from airflow_provider_sftp_resume.core.resume.localfiles import os_error_to_local
+from airflow_provider_sftp_resume.core.transfers.postaction_record import PostActionRecord
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, SessionFactory
+    from pathlib import Path
 
-log = engine_logger(__name__)
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem
 
 #: How many numbered names ``move`` tries in ``archive_dir`` before it gives up.
 MAX_ARCHIVE_NAMES = 1000
@@ -62,76 +47,6 @@ class PostAction(enum.StrEnum):
 
     DELETE = "delete"
     MOVE = "move"
-
-
-@dataclass(frozen=True)
-class PostActionRecord:
-    """
-    What a post-action is about to do, written next to the local file before the request is sent.
-
-    :param action: ``delete`` or ``move``
-    :param remote_path: the remote file
-    :param destination: where ``move`` puts it (``None`` for ``delete``)
-    :param size: the remote file's size, as downloaded
-    :param mtime: the remote file's mtime, as downloaded
-    :param sha256: hex sha256 of the verified local file
-    :param local_size: the local file's size
-    :param local_mtime_ns: the local file's mtime in nanoseconds
-    :param local_inode: the local file's inode
-    """
-
-    action: str
-    remote_path: str
-    destination: str | None
-    size: int
-    mtime: int
-    sha256: str
-    local_size: int
-    local_mtime_ns: int
-    local_inode: int
-
-    @staticmethod
-    def path_for(local_path: Path) -> Path:
-        """Where the record of ``local_path`` lives."""
-        return local_path.with_name(local_path.name + POST_ACTION_SUFFIX)
-
-    def matches_local(self, local_path: Path) -> bool:
-        """Whether ``local_path`` is still the verified file this record was written for."""
-        try:
-            now = os.stat(local_path, follow_symlinks=False)
-        except OSError:
-            return False
-        return (now.st_size, now.st_mtime_ns, now.st_ino) == (
-            self.local_size,
-            self.local_mtime_ns,
-            self.local_inode,
-        )
-
-    def write(self, local_path: Path) -> None:
-        """Write the record atomically and durably."""
-        write_sidecar(self.path_for(local_path), json.dumps(asdict(self)))
-
-    @classmethod
-    def read(cls, local_path: Path) -> PostActionRecord | None:
-        """The record next to ``local_path``, or ``None`` when there is none or it is unusable."""
-        try:
-            data: Any = json.loads(read_sidecar(cls.path_for(local_path)))
-            record = cls(**data)
-        except (FileNotFoundError, UnusableState, ValueError, TypeError):
-            return None
-        ints = (record.size, record.mtime, record.local_size, record.local_mtime_ns, record.local_inode)
-        texts = (record.action, record.remote_path, record.sha256)
-        if not all(type(v) is int for v in ints) or not all(type(v) is str for v in texts):
-            return None
-        if record.destination is not None and type(record.destination) is not str:
-            return None
-        return record
-
-    @classmethod
-    def clear(cls, local_path: Path) -> None:
-        """Remove the record of ``local_path`` (and a temporary file left by a crash)."""
-        path = cls.path_for(local_path)
-        remove_quietly(path, path.with_name(path.name + ".tmp"))
 
 
 @dataclass(frozen=True)
@@ -270,83 +185,3 @@ async def _free_name(fs: RemoteFileSystem, wanted: str) -> str:
         f"archive_dir already holds {wanted} and {MAX_ARCHIVE_NAMES - 1} numbered copies of it; "
         "clean up the archive directory."
     )
-
-
-async def download_with_post_action(
-    open_session: SessionFactory,
-    remote_path: str,
-    local_path: str | os.PathLike[str],
-    options: DownloadOptions | None,
-    post_action: RemotePostAction | None,
-    *,
-    relative: str | None = None,
-    logger: Logger | None = None,
-) -> DownloadResult:
-    """
-    Download, and only once the local copy is complete and verified, run the remote post-action.
-
-    A retry whose remote file is gone because an earlier try's post-action was carried out (its reply
-    lost) succeeds, with ``post_action`` saying ``already deleted`` / ``already moved to ...``.
-
-    :param relative: the file's path in a directory download (where ``move`` puts it)
-    :raises TransferError: see :mod:`.errors`
-    """
-    logger = logger or log
-    started = time.monotonic()
-    target = Path(os.path.abspath(local_path))
-    options = options or DownloadOptions()
-    try:
-        result = await download_file(open_session, remote_path, target, options, logger=logger)
-    except RemoteFileNotFound:
-        if post_action is None:
-            raise
-        async with open_session() as fs:
-            found = await post_action.recover(fs, remote_path, target)
-        if found is None:
-            raise
-        done, record = found
-        logger.info(
-            "%s: %s by an earlier try whose reply was lost; %s is complete (sha256 %s)",
-            remote_path,
-            done,
-            target,
-            record.sha256,
-        )
-        return DownloadResult(
-            local_path=str(target),
-            remote_path=remote_path,
-            size=record.size,
-            sha256=record.sha256,
-            resumed_from=record.size,
-            bytes_transferred=0,
-            verification_bytes=0,
-            seconds=round(time.monotonic() - started, 3),
-            verify=format_verify(options.verify),
-            skipped=True,
-            remote_mtime=record.mtime,
-            post_action=done,
-        )
-    if post_action is None:
-        return result
-    async with open_session() as fs:
-        done = await post_action.apply(
-            fs,
-            remote_path,
-            result.size,
-            result.remote_mtime or 0,
-            relative,
-            local_path=target,
-            sha256=result.sha256,
-        )
-    logger.info("%s: %s", remote_path, done)
-    return replace(result, post_action=done)
-
-
-def pending_records(local_dir: Path) -> list[Path]:
-    """Local files under ``local_dir`` that have a post-action record (an earlier try's)."""
-    found: list[Path] = []
-    for directory, _, names in os.walk(local_dir):
-        for name in names:
-            if name.endswith(POST_ACTION_SUFFIX):
-                found.append(Path(directory, name[: -len(POST_ACTION_SUFFIX)]))
-    return found

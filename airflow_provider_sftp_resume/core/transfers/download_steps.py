@@ -1,0 +1,296 @@
+"""
+One download try as small steps, written once for every destination: plan, fill, prove, publish.
+
+:class:`DownloadTry` never touches a file itself: the bytes, their durability and the publish are
+the destination's (:mod:`~.destinations.protocol`); what it decides is whether kept bytes may be
+used, when the copy is complete and provably of one version, and what the result says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from airflow_provider_sftp_resume.core.errors import (
+    ChecksumMismatch,
+    IntegrityError,
+    LocalDiskFull,
+    RemoteChanged,
+    TransferError,
+    TransferInterrupted,
+)
+from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
+from airflow_provider_sftp_resume.core.io.segments import segment_boundaries
+from airflow_provider_sftp_resume.core.io.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
+from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
+from airflow_provider_sftp_resume.core.resume.verify import (
+    TAIL_LENGTH,
+    VerifyCheck,
+    format_verify,
+    recheck_tail,
+    take_fingerprint,
+    verify_kept_bytes,
+)
+from airflow_provider_sftp_resume.core.threads import in_thread
+from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
+
+if TYPE_CHECKING:
+    from airflow_provider_sftp_resume.core.destinations.protocol import Destination, StreamHasher
+    from airflow_provider_sftp_resume.core.remote.protocol import (
+        RemoteFileSystem,
+        RemoteReader,
+        RemoteStat,
+        SessionFactory,
+    )
+    from airflow_provider_sftp_resume.core.transfers.story import TryStory
+
+Plan = tuple[ResumeState, "str | None", tuple[VerifyCheck, ...]]
+
+
+class DownloadTry:
+    """
+    The state of one try; :meth:`run` is the whole story, into a destination.
+
+    :param remote_fs: the try's session
+    :param remote_path: the file on the server
+    :param target: the published name, for results and log lines
+    :param options: the knobs
+    :param story: counters and log lines
+    :param open_session: opens extra sessions (and names the server in the state)
+    :param lock_fd: the transfer lock's descriptor, shared with segment worker processes
+    """
+
+    def __init__(
+        self,
+        remote_fs: RemoteFileSystem,
+        remote_path: str,
+        target: str,
+        options: DownloadOptions,
+        story: TryStory,
+        *,
+        open_session: SessionFactory,
+        lock_fd: int | None = None,
+    ) -> None:
+        self.fs = remote_fs
+        self.remote_path = remote_path
+        self.target = target
+        self.options = options
+        self.story = story
+        self.open_session = open_session
+        self.lock_fd = lock_fd
+        self.dest: Destination  # set by run()
+
+    async def run(self, reader: RemoteReader, remote: RemoteStat, destination: Destination) -> DownloadResult:
+        """Skip an unchanged target, or plan, fill, prove and publish."""
+        self.dest = destination
+        if self.options.skip_unchanged:
+            digest, read = await self.story.requests.bounded(
+                destination.existing_copy(remote, reader), "comparing the existing target"
+            )
+            self.story.verification_bytes += read
+            if digest is not None and self.options.expected_sha256 in (None, digest):
+                await destination.discard()
+                self.story.skipping(self.target, self.remote_path, min(TAIL_LENGTH, remote.size), digest)
+                return self._result(remote, digest, resumed_from=remote.size, skipped=True)
+            if digest is not None:
+                self.story.log.info(
+                    "Existing %s does not match expected_sha256; downloading again", self.target
+                )
+        try:
+            state, reason, passed = await self._plan(reader, remote)
+            self.story.planned(
+                state.durable_bytes,
+                remote.size,
+                destination.description,
+                reason,
+                f"kept bytes verified by: {format_verify(passed)}",
+            )
+            await destination.resume(state)
+            digest, checkpoints = await self._fill_and_prove(reader, remote, state)
+            await self._check_digest(digest, state.durable_bytes)
+            await destination.publish(remote.mtime if self.options.preserve_mtime else None)
+        except RemoteChanged:
+            await destination.discard()  # the kept bytes belong to a version that no longer exists
+            raise
+        self.story.done(self.target, remote.size, digest)
+        return self._result(
+            remote,
+            digest,
+            resumed_from=state.durable_bytes,
+            restart_reason=reason,
+            checks_passed=tuple(c.value for c in passed),
+            checkpoints=checkpoints,
+        )
+
+    # -- plan: resume or restart ------------------------------------------------------------------
+
+    async def _plan(self, reader: RemoteReader, remote: RemoteStat) -> Plan:
+        """Return the state to continue from, why kept bytes were dropped, and the checks that passed."""
+        reason: str | None = None
+        try:
+            state = await self.dest.load_state()
+        except UnusableState as exc:
+            state, reason = None, str(exc)
+        if state is not None and (recorded := state.remote.path) != self.remote_path:
+            state, reason = None, f"the .part file was filled from another remote path ({recorded})"
+        if state is not None and state.durable_bytes > 0:
+            verdict = await self.story.requests.bounded(
+                verify_kept_bytes(state, remote, reader, self.dest.kept_digest, self.options.verify),
+                "verifying kept bytes",
+            )
+            self.story.verification_bytes += verdict.bytes_read
+            if verdict.ok:
+                return state, None, verdict.passed
+            reason = verdict.failure
+        # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0.
+        fingerprint, read = await self.story.requests.bounded(
+            take_fingerprint(
+                reader, self.remote_path, remote, self.options.verify, server=self.open_session.identity
+            ),
+            "fingerprinting the remote file",
+        )
+        self.story.verification_bytes += read
+        fresh = ResumeState.fresh(
+            fingerprint, segment_boundaries(remote.size, self._connections(), self.options.min_segment_size)
+        )
+        await self.dest.restart(fresh)
+        return fresh, reason, ()
+
+    def _connections(self) -> int:
+        """
+        Connections to use: as asked (where the destination takes random-access writes), else one.
+
+        One was fastest at every round trip on a 2-core machine shared with sshd; ``max_connections``
+        of 2-4 pays off where the worker has cores to spare or the server throttles each connection.
+        """
+        return (self.options.max_connections or 1) if self.dest.random_access else 1
+
+    # -- fill and prove ---------------------------------------------------------------------------
+
+    async def _fill_and_prove(
+        self, reader: RemoteReader, remote: RemoteStat, state: ResumeState
+    ) -> tuple[str, int]:
+        """Fill every missing byte, checkpointing; prove the copy complete and of one version."""
+        checkpointer = Checkpointer(state, self.dest.make_durable, interval=self.options.checkpoint_interval)
+        hasher = self.dest.start_hash(state)
+        try:
+            checkpointer.start()
+            await self._fill(reader, checkpointer, hasher)
+            self._check_complete(checkpointer.written)
+            await self.story.requests.bounded(
+                self._check_unchanged(reader, remote, state), "re-checking the remote file"
+            )
+            await checkpointer.flush()
+        except RemoteChanged:
+            hasher.abandon()
+            await checkpointer.stop()
+            raise
+        except BaseException as exc:
+            hasher.abandon()
+            await self._keep_checkpoint(checkpointer, exc, remote.size)
+            raise
+        # Not under the handlers above: finish() has released the hasher, even when it raises.
+        return await in_thread(hasher.finish, remote.size), checkpointer.count
+
+    async def _fill(
+        self, reader: RemoteReader, checkpointer: Checkpointer[ResumeState], hasher: StreamHasher
+    ) -> None:
+        filler = SegmentFiller(
+            destination=self.dest,
+            remote_path=self.remote_path,
+            open_session=self.open_session,
+            options=self.options,
+            log=self.story.log,
+            checkpointer=checkpointer,
+            hasher=hasher,
+            lock_fd=self.lock_fd,
+        )
+        await filler.run(reader, self._connections(), self._pipeline_shape)
+        self.story.transferred, self.story.first_byte_at = filler.transferred, filler.first_byte_at
+
+    def _pipeline_shape(self, streams: int) -> tuple[int, int]:
+        """Block size and requests in flight per stream, sized to the measured round trip."""
+        block = self.options.block_size or self.fs.max_read_len
+        requests = self.options.max_requests or requests_in_flight(block, self.story.requests.rtt, streams)
+        return block, requests
+
+    async def _keep_checkpoint(
+        self, checkpointer: Checkpointer[ResumeState], exc: BaseException, size: int
+    ) -> None:
+        """The try failed: make durable what was written (after a full disk, minus room for the sidecar)."""
+        if isinstance(exc, LocalDiskFull):
+            await checkpointer.stop()
+            checkpointer.advance(self.dest.make_room(checkpointer.written))
+        with contextlib.suppress(TransferError):
+            durable = await checkpointer.flush()
+            self.story.kept(durable.durable_bytes, size)
+
+    def _check_complete(self, state: ResumeState) -> None:
+        """Never publish a short or overlong file, whatever went wrong above."""
+        size = self.dest.stored_size()
+        if not state.complete or size != state.remote.size:
+            raise TransferInterrupted(
+                f"The transfer ended with {state.durable_bytes} of {state.remote.size} bytes written "
+                f"and a .part of {size} bytes; the next try resumes from the last checkpoint.",
+                offset=state.durable_bytes,
+            )
+
+    async def _check_unchanged(self, reader: RemoteReader, before: RemoteStat, state: ResumeState) -> None:
+        """Refuse a file whose source changed while it was read: it could mix two versions."""
+        after = await self.fs.stat(self.remote_path)
+        if (after.size, after.mtime) != (before.size, before.mtime):
+            raise RemoteChanged(
+                f"The remote file changed while it was downloaded (size {before.size} -> {after.size}, "
+                f"mtime {before.mtime} -> {after.mtime}); the partial copy was discarded and the "
+                "next try starts over."
+            )
+        self.story.verification_bytes += await recheck_tail(reader, state.remote)
+
+    async def _check_digest(self, digest: str, resumed_from: int) -> None:
+        expected = self.options.expected_sha256
+        if not expected or digest == expected:
+            return
+        await self.dest.discard()
+        if resumed_from:
+            raise IntegrityError(
+                f"The finished file has sha256 {digest}, expected {expected}. Part of it was kept from "
+                "an earlier try, so the partial copy was discarded; the next try downloads it afresh."
+            )
+        raise ChecksumMismatch(
+            f"A complete fresh download of {self.remote_path} has sha256 {digest}, but "
+            f"expected_sha256 is {expected}. The remote file is not the one expected: check the "
+            "path and the expected checksum. The existing local file, if any, was left untouched."
+        )
+
+    def _result(
+        self,
+        remote: RemoteStat,
+        digest: str,
+        *,
+        resumed_from: int,
+        restart_reason: str | None = None,
+        checks_passed: tuple[str, ...] = (),
+        skipped: bool = False,
+        checkpoints: int = 0,
+    ) -> DownloadResult:
+        story = self.story
+        return DownloadResult(
+            local_path=self.target,
+            remote_path=self.remote_path,
+            size=remote.size,
+            sha256=digest,
+            resumed_from=resumed_from,
+            bytes_transferred=story.transferred,
+            verification_bytes=story.verification_bytes,
+            seconds=story.seconds(),
+            verify=format_verify(self.options.verify),
+            checks_passed=checks_passed,
+            restart_reason=restart_reason,
+            skipped=skipped,
+            checkpoints=checkpoints,
+            first_byte_seconds=(
+                None if story.first_byte_at is None else round(story.first_byte_at - story.started, 3)
+            ),
+            remote_mtime=remote.mtime,
+        )
