@@ -70,6 +70,18 @@ class BandwidthLimit:
     def __repr__(self) -> str:
         return f"BandwidthLimit({self.rate} bytes/s)"
 
+    def __deepcopy__(self, memo: dict[int, object]) -> BandwidthLimit:
+        return self  # a copy of the options must still share the one cap
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()  # pickled into another process: a bucket of its own there
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def reserve(self, nbytes: int) -> float:
         """
         Take ``nbytes`` tokens now (they are spent even if the caller never sends); return the wait.

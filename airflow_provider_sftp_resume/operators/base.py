@@ -123,7 +123,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         text = value.strip()
         if "{{" in text or "{%" in text:
             return None
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return int(text)
         raise ValueError(
             f"max_bytes_per_second must be a positive integer (bytes per second, e.g. 2000000 for "

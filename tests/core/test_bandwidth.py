@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import random
 import time
 from dataclasses import replace
@@ -119,6 +121,8 @@ def test_copies_of_the_options_share_one_limiter() -> None:
     assert DownloadOptions(max_bytes_per_second=5000, bandwidth=shared) == DownloadOptions(
         max_bytes_per_second=5000
     )  # the limiter is not part of what the options compare
+    assert copy.deepcopy(options).bandwidth is options.bandwidth
+    assert pickle.loads(pickle.dumps(options)).bandwidth.rate == 2_000_000
 
 
 def test_a_capped_pipelined_read_keeps_to_the_cap_and_returns_every_byte() -> None:
