@@ -6,6 +6,7 @@ enforces it, with no import circles):
 
 - the base, directly here: :mod:`.errors` (the error tree), :mod:`.logs`, :mod:`.progress`,
   :mod:`.options` (knobs every transfer shares, requests bounded by the stall timeout),
+  :mod:`.bandwidth` (the token bucket behind ``max_bytes_per_second``),
   :mod:`.runner` (one transfer on a private event loop, stoppable by ``on_kill`` and signals),
   :mod:`.threads` (blocking file work off the event loop);
 - :mod:`.remote`: the remote side. :mod:`~.remote.protocol` is what the engine needs from a remote

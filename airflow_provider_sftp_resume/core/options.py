@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from airflow_provider_sftp_resume.core.bandwidth import BandwidthLimit
 from airflow_provider_sftp_resume.core.errors import TransferStalled
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class TransferOptions:
     :param preserve_mtime: give the destination the source's modification time
     :param block_size: bytes per request; ``None`` uses the server's advertised maximum
     :param max_requests: requests in flight per connection; ``None`` sizes it to the round trip
+    :param max_bytes_per_second: bandwidth cap over every connection, segment and file that shares
+        these options (a batch shares them across its files); ``None`` for no cap
+    :param bandwidth: the limiter that enforces the cap, made from ``max_bytes_per_second`` when not
+        given; give several transfers' options the same one (of the same rate) to share one cap
     """
 
     create_intermediate_dirs: bool = False
@@ -82,12 +87,29 @@ class TransferOptions:
     preserve_mtime: bool = True
     block_size: int | None = None
     max_requests: int | None = None
+    max_bytes_per_second: int | None = None
+    bandwidth: BandwidthLimit | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
         self._check_counts("block_size", "max_requests")
+        self._share_bandwidth()
+
+    def _share_bandwidth(self) -> None:
+        """Check ``max_bytes_per_second``; keep the limiter given (or copied) for it, or make one."""
+        cap, limit = self.max_bytes_per_second, self.bandwidth
+        if cap is not None and not is_count(cap):
+            raise ValueError(
+                f"max_bytes_per_second must be a positive integer (bytes per second, e.g. 2000000 for "
+                f"2 MB/s) or None for no cap, got {cap!r}"
+            )
+        if cap is None:
+            object.__setattr__(self, "bandwidth", None)
+        elif limit is None or limit.rate != cap:
+            # A new cap; also dataclasses.replace() with another cap, which copied the old limiter.
+            object.__setattr__(self, "bandwidth", BandwidthLimit(cap))
 
     def _check_counts(self, *names: str) -> None:
         for name in names:

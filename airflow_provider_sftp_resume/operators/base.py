@@ -48,6 +48,9 @@ class ResumableSFTPBaseOperator(BaseOperator):
     :param preserve_mtime: give the destination the source's modification time
     :param transfer_attempts: resume within the same try this many times in all before failing the
         try (default 1: Airflow's own ``retries`` do the resuming, one try per attempt)
+    :param max_bytes_per_second: bandwidth cap in bytes per second, shared by every connection,
+        segment and file of the task; ``None`` for no cap (templated: a rendered string of digits
+        is taken as the number)
     """
 
     ui_color = "#e0f2f1"
@@ -65,6 +68,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         skip_unchanged: bool = True,
         preserve_mtime: bool = True,
         transfer_attempts: int = 1,
+        max_bytes_per_second: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +80,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         self.skip_unchanged = skip_unchanged
         self.preserve_mtime = preserve_mtime
         self.transfer_attempts = transfer_attempts
+        self.max_bytes_per_second = max_bytes_per_second
         self._hook: ResumableSFTPHook | None = None
         self._result: dict[str, Any] | None = None  # the last successful try's XCom value
         for name in ("connect_attempts", "transfer_attempts"):
@@ -102,6 +107,27 @@ class ResumableSFTPBaseOperator(BaseOperator):
             skip_unchanged=self.skip_unchanged,
             preserve_mtime=self.preserve_mtime,
             max_connections=max_connections,
+            max_bytes_per_second=self._bandwidth_cap(),
+        )
+
+    def _bandwidth_cap(self) -> int | None:
+        """
+        ``max_bytes_per_second`` as a number: a rendered template is a string of digits.
+
+        A template not rendered yet (DAG parse time) counts as no cap here; it is checked once
+        rendered, in ``execute``. Other values are checked by the transfer options.
+        """
+        value = self.max_bytes_per_second
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if "{{" in text or "{%" in text:
+            return None
+        if text.isascii() and text.isdigit():
+            return int(text)
+        raise ValueError(
+            f"max_bytes_per_second must be a positive integer (bytes per second, e.g. 2000000 for "
+            f"2 MB/s) or None for no cap, got {value!r}"
         )
 
     @staticmethod

@@ -49,9 +49,17 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
     :param post_action: ``"delete"`` or ``"move"`` each remote file once its local copy is complete and
         verified; ``None`` leaves them
     :param archive_dir: remote directory for ``post_action="move"`` (templated)
+    :param max_bytes_per_second: bandwidth cap in bytes per second for the whole task, shared by the
+        ``concurrency`` files in flight (the total, not per file; templated); ``None`` for no cap
     """
 
-    template_fields: Sequence[str] = ("remote_path", "local_dir", "pattern", "archive_dir")
+    template_fields: Sequence[str] = (
+        "remote_path",
+        "local_dir",
+        "pattern",
+        "archive_dir",
+        "max_bytes_per_second",
+    )
 
     def __init__(
         self,

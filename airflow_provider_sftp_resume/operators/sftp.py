@@ -65,9 +65,18 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         when the worker has cores to spare or the server throttles each connection; keep 1 for
         servers that refuse several connections per user (S3-backed SFTP services ask clients not
         to split files)
+    :param max_bytes_per_second: bandwidth cap in bytes per second over all connections of the
+        task (templated); ``None`` for no cap. Under a cap the extra connections are read in this
+        process, not in worker processes
     """
 
-    template_fields: Sequence[str] = ("remote_path", "local_path", "expected_sha256", "archive_dir")
+    template_fields: Sequence[str] = (
+        "remote_path",
+        "local_path",
+        "expected_sha256",
+        "archive_dir",
+        "max_bytes_per_second",
+    )
 
     def __init__(
         self,

@@ -42,9 +42,10 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
     :param create_intermediate_dirs: create missing remote parent directories
     :param state_dir: local directory for the resume sidecar when the source directory is read-only
         (templated)
+    :param max_bytes_per_second: bandwidth cap in bytes per second (templated); ``None`` for no cap
     """
 
-    template_fields: Sequence[str] = ("local_path", "remote_path", "state_dir")
+    template_fields: Sequence[str] = ("local_path", "remote_path", "state_dir", "max_bytes_per_second")
     lineage_direction = Direction.UPLOAD
 
     def __init__(
@@ -75,6 +76,7 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
             skip_unchanged=self.skip_unchanged,
             preserve_mtime=self.preserve_mtime,
             state_dir=self.state_dir or None,
+            max_bytes_per_second=self._bandwidth_cap(),
         )
 
     def execute(self, context: Context) -> dict[str, Any]:

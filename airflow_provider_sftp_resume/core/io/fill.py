@@ -6,7 +6,8 @@ connection, when ``max_connections`` asks for them and the destination takes ran
 takes the next segment as soon as it is up. Extra connections run in worker processes
 (:mod:`.worker`), one CPU each, when the session factory can be rebuilt in one (its
 ``process_spec()``) and the destination is a local file they can write (its ``worker_path``);
-otherwise (the in-memory remote of the tests) they are extra in-process streams. A destination
+otherwise (the in-memory remote of the tests, or a transfer under a bandwidth cap, whose one token
+bucket lives in this process) they are extra in-process streams. A destination
 without random access gets one stream. Whichever writes a block, the same :class:`SegmentFiller`
 records it: checkpoint offsets, hash watermark, progress.
 """
@@ -136,7 +137,12 @@ class SegmentFiller:
             return
         streams = min(connections if self.destination.random_access else 1, len(self._todo))
         self._block, self._requests = shape(streams)
-        spec = self.open_session.process_spec()
+        # Under a bandwidth cap the extra connections are in-process streams: a worker process cannot
+        # take from this process's token bucket, and a fixed share per worker would idle the share of
+        # a worker that finished its segments (or could not connect). A cap means the link, not this
+        # CPU, is the bottleneck, so the worker processes' extra cores would buy nothing.
+        capped = self.options.bandwidth is not None
+        spec = None if capped else self.open_session.process_spec()
         part = self.destination.worker_path
         extra: Callable[[], Awaitable[None]] = (
             functools.partial(self._worker_process, spec, part)
@@ -178,6 +184,7 @@ class SegmentFiller:
                 block_size=self._block,
                 max_requests=self._requests,
                 stall_timeout=self.options.stall_timeout,
+                limit=self.options.bandwidth,  # one bucket for every stream of the task
             )
             async with contextlib.aclosing(blocks):
                 async for offset, data in blocks:

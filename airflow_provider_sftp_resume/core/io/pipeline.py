@@ -10,6 +10,13 @@ answered by requesting the rest before anything after it is handed out.
 asyncssh has a parallel reader of its own (``SFTPClientFile.read`` with a block size), but it
 returns the whole range as one ``bytes`` object, which neither bounds memory nor lets the caller
 checkpoint or notice a stall as data arrives; hence this small class.
+
+Under a bandwidth cap (``limit``, :mod:`~.core.bandwidth`) each request waits for its tokens, for
+its full length, before it is issued; the remainder of a short read was paid for with the request
+and is not charged again. Blocks and the pipeline depth shrink to fit the cap
+(:meth:`~.core.bandwidth.BandwidthLimit.request_size`), so a capped stream never bursts far ahead of
+its rate. The wait for tokens is not silence from the server: the stall timeout starts only when a
+request is out.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from airflow_provider_sftp_resume.core.errors import RemoteChanged, SourceChange
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
+    from airflow_provider_sftp_resume.core.bandwidth import BandwidthLimit
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteWriter
 
 
@@ -35,6 +43,7 @@ async def pipelined_read(
     block_size: int,
     max_requests: int,
     stall_timeout: float,
+    limit: BandwidthLimit | None = None,
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     """
     Read ``[start, end)`` of ``reader`` and yield ``(offset, data)`` in offset order.
@@ -45,24 +54,28 @@ async def pipelined_read(
     :param block_size: bytes asked for in one request
     :param max_requests: requests kept in flight at once
     :param stall_timeout: seconds without any completed request before giving up
+    :param limit: the bandwidth cap every request takes its tokens from; ``None`` for no cap
     :raises TransferStalled: nothing arrived for ``stall_timeout`` seconds
     :raises RemoteChanged: the file ended before ``end``
     """
     queue: collections.deque[tuple[int, int, asyncio.Task[bytes]]] = collections.deque()
     next_offset = start
+    block_size, max_requests = _capped(limit, block_size, max_requests)
 
     def issue(offset: int, length: int) -> tuple[int, int, asyncio.Task[bytes]]:
         return offset, length, asyncio.ensure_future(reader.read(offset, length))
 
-    def fill() -> None:
+    async def fill() -> None:
         nonlocal next_offset
         while len(queue) < max_requests and next_offset < end:
             length = min(block_size, end - next_offset)
+            if limit is not None:
+                await limit.take(length)
             queue.append(issue(next_offset, length))
             next_offset += length
 
     try:
-        fill()
+        await fill()
         while queue:
             offset, length, result = await _oldest(queue, stall_timeout, "No data")
             data = result[:length]  # a server must not send more than asked
@@ -71,9 +84,9 @@ async def pipelined_read(
                     f"The remote file ended at byte {offset}, before the expected {end}; it was "
                     "truncated or replaced while being read.",
                 )
-            if len(data) < length:
+            if len(data) < length:  # its tokens were taken with the request: not charged again
                 queue.appendleft(issue(offset + len(data), length - len(data)))
-            fill()
+            await fill()
             yield offset, data
     finally:
         await _cancel_all(queue)
@@ -88,6 +101,7 @@ async def pipelined_write(
     block_size: int,
     max_requests: int,
     stall_timeout: float,
+    limit: BandwidthLimit | None = None,
 ) -> AsyncGenerator[int, None]:
     """
     Send ``[start, end)`` of the local file ``source_fd`` and yield the acknowledged prefix as it grows.
@@ -105,16 +119,21 @@ async def pipelined_write(
     :param block_size: bytes per write request
     :param max_requests: requests kept in flight at once
     :param stall_timeout: seconds without any acknowledgement before giving up
+    :param limit: the bandwidth cap every request takes its tokens from; ``None`` for no cap
     :raises TransferStalled: nothing was acknowledged for ``stall_timeout`` seconds
     :raises SourceChanged: the local file ended before ``end``
     """
     queue: collections.deque[tuple[int, int, asyncio.Task[None]]] = collections.deque()
     next_offset = start
+    block_size, max_requests = _capped(limit, block_size, max_requests)
 
-    def fill() -> None:
+    async def fill() -> None:
         nonlocal next_offset
         while len(queue) < max_requests and next_offset < end:
-            data = os.pread(source_fd, min(block_size, end - next_offset), next_offset)
+            length = min(block_size, end - next_offset)
+            if limit is not None:
+                await limit.take(length)
+            data = os.pread(source_fd, length, next_offset)
             if not data:
                 raise SourceChanged(
                     f"The local file ended at byte {next_offset}, before the expected {end}; it was "
@@ -124,16 +143,26 @@ async def pipelined_write(
             next_offset += len(data)
 
     try:
-        fill()
+        await fill()
         while queue:
             offset, length, _ = await _oldest(queue, stall_timeout, "No acknowledgement")
-            fill()
+            await fill()
             yield offset + length
     finally:
         await _cancel_all(queue)
 
 
 R = TypeVar("R")
+
+
+def _capped(limit: BandwidthLimit | None, block_size: int, max_requests: int) -> tuple[int, int]:
+    """Block size and pipeline depth under ``limit`` (unchanged without a cap)."""
+    if limit is None:
+        return block_size, max_requests
+    block = limit.request_size(block_size)
+    return block, limit.requests_in_flight(max_requests, block)
+
+
 _Queue = collections.deque[tuple[int, int, "asyncio.Task[R]"]]
 
 

@@ -177,6 +177,7 @@ class UploadTry:
                 block_size=block,
                 max_requests=requests,
                 stall_timeout=self.options.stall_timeout,
+                limit=self.options.bandwidth,
             ):
                 self.story.transferred = acknowledged - state.acknowledged
                 progress.update(acknowledged)
