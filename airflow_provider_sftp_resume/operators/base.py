@@ -24,6 +24,8 @@ from airflow_provider_sftp_resume.lineage import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
+
 R = TypeVar("R")
 
 
@@ -90,6 +92,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         create_intermediate_dirs: bool,
         expected_sha256: str | None = None,
         max_connections: int | None = None,
+        checksums: ChecksumRule | None = None,
     ) -> DownloadOptions:
         """Download options from this operator's knobs; raises ``ValueError`` on a bad value."""
         return DownloadOptions(
@@ -102,6 +105,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
             skip_unchanged=self.skip_unchanged,
             preserve_mtime=self.preserve_mtime,
             max_connections=max_connections,
+            checksums=checksums,
         )
 
     @staticmethod
