@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from airflow_provider_sftp_resume.core.checksums.command import command_for
 from airflow_provider_sftp_resume.core.checksums.proof import (
     expected_sha256_error,
     mismatch_error,
     prove_copy,
 )
+from airflow_provider_sftp_resume.core.checksums.rule import SourceChecksum
 
 if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.checksums.proof import Verdict
@@ -26,6 +28,7 @@ class CopyChecks:
     :param remote_path: the file on the server
     :param options: the knobs (``expected_sha256``, ``checksums``, ``stall_timeout``)
     :param log: where the story of the try is told
+    :raises SourceChecksumUnavailable: the rule cannot work for this file, whatever is transferred
     """
 
     def __init__(self, fs: RemoteFileSystem, remote_path: str, options: DownloadOptions, log: Logger) -> None:
@@ -33,6 +36,13 @@ class CopyChecks:
         self.remote_path = remote_path
         self.options = options
         self.log = log
+        self.preflight()  # before anything is written
+
+    def preflight(self) -> None:
+        """Refuse at once what cannot work whatever is transferred (a path ``sha256sum`` cannot be given)."""
+        rule = self.options.checksums
+        if rule is not None and rule.server_side is SourceChecksum.COMMAND:
+            command_for(self.remote_path)
 
     async def source(self, remote: RemoteStat, local: str | None, sha256: str) -> Verdict:
         """Compare a copy (``local``, of hex ``sha256``) with the source's own checksums, if asked for."""
