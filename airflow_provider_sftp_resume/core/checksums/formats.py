@@ -18,6 +18,7 @@ checksum file's suffix (``.md5``) must agree with it. Names are matched on their
 
 from __future__ import annotations
 
+import ntpath
 import posixpath
 import re
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ def _entries(text: str) -> list[tuple[str | None, str | None, str]]:
 
 
 def _same_file(listed: str, file_name: str) -> bool:
-    return listed == file_name or posixpath.basename(listed.replace("\\", "/")) == file_name
+    """Whether a listed name is ``file_name``: itself, or the last component of a POSIX or Windows path."""
+    return file_name in (listed, posixpath.basename(listed), ntpath.basename(listed))
 
 
 def parse_checksum_file(text: str, file_name: str, checksum_path: str) -> Digest:
