@@ -30,6 +30,8 @@ enforces it, with no import circles):
   :mod:`~.transfers.names`, :mod:`~.transfers.batch`, :mod:`~.transfers.batch_outcomes`), remote
   post-actions (:mod:`~.transfers.postaction`, run after the publish by
   :mod:`~.transfers.after_download`);
+- :mod:`.checksums`: proof against the source's own checksum (a checksum file, the SFTP
+  ``check-file`` extension, ``sha256sum`` over SSH; :class:`~.checksums.rule.ChecksumRule`);
 - :mod:`.watch`: waiting until a partner stopped writing (:mod:`~.watch.stability`).
 
 The names below are the public API; everything else may change.
@@ -37,9 +39,12 @@ The names below are the public API; everything else may change.
 
 from __future__ import annotations
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     BatchFailed,
+    ChecksumFileInvalid,
+    ChecksumFileMissing,
     ChecksumMismatch,
     ConnectionFailed,
     HostKeyRejected,
@@ -54,6 +59,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RetriableTransferError,
     SomeFilesFailed,
     SourceChanged,
+    SourceChecksumUnavailable,
     TransferError,
     TransferInterrupted,
     TransferLocked,
@@ -80,7 +86,10 @@ __all__ = [
     "AuthenticationFailed",
     "BatchFailed",
     "BatchResult",
+    "ChecksumFileInvalid",
+    "ChecksumFileMissing",
     "ChecksumMismatch",
+    "ChecksumRule",
     "ConnectionFailed",
     "DownloadOptions",
     "DownloadResult",
@@ -101,6 +110,7 @@ __all__ = [
     "SSHEndpoint",
     "SomeFilesFailed",
     "SourceChanged",
+    "SourceChecksumUnavailable",
     "TransferError",
     "TransferInterrupted",
     "TransferLocked",
