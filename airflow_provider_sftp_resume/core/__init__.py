@@ -31,6 +31,8 @@ enforces it, with no import circles):
   :mod:`~.transfers.names`, :mod:`~.transfers.batch`, :mod:`~.transfers.batch_outcomes`), remote
   post-actions (:mod:`~.transfers.postaction`, run after the publish by
   :mod:`~.transfers.after_download`);
+- :mod:`.checksums`: proof against the source's own checksum (a checksum file, the SFTP
+  ``check-file`` extension, ``sha256sum`` over SSH; :class:`~.checksums.rule.ChecksumRule`);
 - :mod:`.watch`: waiting until a partner stopped writing (:mod:`~.watch.stability`).
 
 The names below are the public API; everything else may change.
@@ -38,9 +40,12 @@ The names below are the public API; everything else may change.
 
 from __future__ import annotations
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     BatchFailed,
+    ChecksumFileInvalid,
+    ChecksumFileMissing,
     ChecksumMismatch,
     ConnectionFailed,
     HostKeyRejected,
@@ -55,6 +60,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RetriableTransferError,
     SomeFilesFailed,
     SourceChanged,
+    SourceChecksumUnavailable,
     TransferError,
     TransferInterrupted,
     TransferLocked,
@@ -81,7 +87,10 @@ __all__ = [
     "AuthenticationFailed",
     "BatchFailed",
     "BatchResult",
+    "ChecksumFileInvalid",
+    "ChecksumFileMissing",
     "ChecksumMismatch",
+    "ChecksumRule",
     "ConnectionFailed",
     "DownloadOptions",
     "DownloadResult",
@@ -102,6 +111,7 @@ __all__ = [
     "SSHEndpoint",
     "SomeFilesFailed",
     "SourceChanged",
+    "SourceChecksumUnavailable",
     "TransferError",
     "TransferInterrupted",
     "TransferLocked",

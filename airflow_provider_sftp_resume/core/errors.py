@@ -17,13 +17,16 @@ time) or whether a person has to fix something first::
     │   ├── RemoteDiskFull             the server's disk is full or the user's quota is exceeded
     │   ├── SourceChanged              the local file changed while it was uploaded
     │   ├── IntegrityError             finished file failed its checksum after a *resumed* try
+    │   ├── ChecksumFileMissing        the source's checksum file is not there (yet)
     │   └── SomeFilesFailed            a batch finished with some files failed (retriable ones)
     └── PermanentTransferError         retrying will not help; a person has to act
         ├── AuthenticationFailed       the credentials were refused, or cannot be used (key file, passphrase)
         ├── HostKeyRejected            the host key is unknown, or CHANGED (shows the SHA256 fingerprint)
         ├── RemotePathError            remote path is a directory, or permission denied
         ├── LocalPathError             local path unusable (a directory, parent missing, not writable)
-        ├── ChecksumMismatch           a fresh full download does not match ``expected_sha256``
+        ├── ChecksumMismatch           a fresh full copy differs from expected_sha256/the source's checksum
+        ├── ChecksumFileInvalid        the source's checksum file cannot be read as a checksum of this file
+        ├── SourceChecksumUnavailable  the server cannot give the checksum asked for (no check-file/shell)
         ├── UnsafeRemoteName           a remote name would land outside the local directory
         └── BatchFailed                a batch finished with some files failed for good
 """
@@ -108,6 +111,10 @@ class IntegrityError(RetriableTransferError):
     """The finished file failed its checksum after a resumed try; the next try starts fresh."""
 
 
+class ChecksumFileMissing(RetriableTransferError):
+    """The checksum file beside the source is missing; partners often publish it after the data."""
+
+
 class AuthenticationFailed(PermanentTransferError):
     """
     The server refused the credentials of the connection, or they cannot be used.
@@ -130,7 +137,15 @@ class LocalPathError(PermanentTransferError):
 
 
 class ChecksumMismatch(PermanentTransferError):
-    """A fresh, complete download does not match ``expected_sha256``."""
+    """A fresh, complete copy does not match ``expected_sha256`` or the source's own checksum."""
+
+
+class ChecksumFileInvalid(PermanentTransferError):
+    """The checksum file is too large, in no known format, or names no digest for this file."""
+
+
+class SourceChecksumUnavailable(PermanentTransferError):
+    """The server cannot compute the checksum asked for (no ``check-file``, no shell, no ``sha256sum``)."""
 
 
 class UnsafeRemoteName(PermanentTransferError):

@@ -24,6 +24,8 @@ from airflow_provider_sftp_resume.lineage import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
+
 R = TypeVar("R")
 
 
@@ -95,6 +97,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
         create_intermediate_dirs: bool,
         expected_sha256: str | None = None,
         max_connections: int | None = None,
+        checksums: ChecksumRule | None = None,
     ) -> DownloadOptions:
         """Download options from this operator's knobs; raises ``ValueError`` on a bad value."""
         return DownloadOptions(
@@ -108,6 +111,7 @@ class ResumableSFTPBaseOperator(BaseOperator):
             preserve_mtime=self.preserve_mtime,
             max_connections=max_connections,
             max_bytes_per_second=self._bandwidth_cap(),
+            checksums=checksums,
         )
 
     def _bandwidth_cap(self) -> int | None:

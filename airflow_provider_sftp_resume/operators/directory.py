@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.errors import BatchFailed, SomeFilesFailed
 from airflow_provider_sftp_resume.core.options import is_count
 from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_sftp_resume.core.transfers.batch import BatchResult
+    from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
     from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
 
 
@@ -51,6 +53,12 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
     :param archive_dir: remote directory for ``post_action="move"`` (templated)
     :param max_bytes_per_second: bandwidth cap in bytes per second for the whole task, shared by the
         ``concurrency`` files in flight (the total, not per file; templated); ``None`` for no cap
+    :param checksum_file_suffix: each file's checksum file is its remote path plus this suffix
+        (``".sha256"``: ``data.csv`` is checked against ``data.csv.sha256``); files whose names end with
+        it are mirrored too, but as checksum files, not checked against another
+    :param checksum_file_missing: ``"fail"`` (that file fails, retriable) or ``"skip"``
+    :param source_checksum: ``"auto"``, ``"check-file"``, ``"command"`` or ``None``, as for the
+        single-file operator
     """
 
     template_fields: Sequence[str] = (
@@ -72,6 +80,9 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
         verify: str | Sequence[str] = DEFAULT_VERIFY,
         post_action: str | None = None,
         archive_dir: str | None = None,
+        checksum_file_suffix: str | None = None,
+        checksum_file_missing: str = "fail",
+        source_checksum: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,16 +94,27 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
         self.verify = verify
         self.post_action = post_action
         self.archive_dir = archive_dir
+        self.checksum_file_suffix = checksum_file_suffix
+        self.checksum_file_missing = checksum_file_missing
+        self.source_checksum = source_checksum
         if not is_count(concurrency, MAX_CONCURRENCY):
             raise ValueError(
                 f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
             )
-        self._download_options(verify, create_intermediate_dirs=True)
+        self._options()
         RemotePostAction.parse(post_action, archive_dir)
+
+    def _options(self) -> DownloadOptions:
+        checksums = ChecksumRule.of(
+            checksum_file_suffix=self.checksum_file_suffix,
+            checksum_file_missing=self.checksum_file_missing,
+            source_checksum=self.source_checksum,
+        )
+        return self._download_options(self.verify, create_intermediate_dirs=True, checksums=checksums)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            options = self._download_options(self.verify, create_intermediate_dirs=True)
+            options = self._options()
             selection = RemoteSelection.parse(self.remote_path, self.pattern, self.recursive)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY
 from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
 from airflow_provider_sftp_resume.lineage import Written
@@ -33,7 +34,7 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
     Returns (XCom) a dict: ``local_path``, ``remote_path``, ``size``, ``sha256``, ``resumed_from``,
     ``bytes_transferred``, ``verification_bytes``, ``seconds``, ``verify``, ``checks_passed``,
     ``restart_reason``, ``skipped``, ``checkpoints``, ``first_byte_seconds``, ``remote_mtime``,
-    ``post_action``.
+    ``post_action``, ``source_checksum``.
 
     Assets in ``outlets`` (Datasets on Airflow 2.11) get an event when the try succeeds, as for any
     operator; its ``extra`` carries ``local_path``, ``size`` and ``sha256`` of the published file, so
@@ -68,6 +69,15 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
     :param max_bytes_per_second: bandwidth cap in bytes per second over all connections of the
         task (templated); ``None`` for no cap. Under a cap the extra connections are read in this
         process, not in worker processes
+    :param checksum_file: remote checksum file of ``remote_path`` (templated), such as
+        ``"{{ params.path }}.sha256"``: ``sha256sum``/``md5sum`` output (the line for this file's name),
+        ``SHA256 (name) = hex`` or a bare digest; md5, sha1, sha256 or sha512. The finished file must
+        match it before it is published; a fresh copy that does not fails without retry
+    :param checksum_file_missing: ``"fail"`` (default: the try fails and is retried, since partners
+        often publish the checksum after the data) or ``"skip"`` (go on without it)
+    :param source_checksum: ask the server for its digest of the file too: ``"check-file"`` (the SFTP
+        extension; ProFTPD, Bitvise), ``"command"`` (``sha256sum`` over SSH; needs a shell account),
+        ``"auto"`` (check-file where the server answers it, else nothing) or ``None`` (default)
     """
 
     template_fields: Sequence[str] = (
@@ -76,6 +86,7 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         "expected_sha256",
         "archive_dir",
         "max_bytes_per_second",
+        "checksum_file",
     )
 
     def __init__(
@@ -89,6 +100,9 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         max_connections: int | None = None,
         post_action: str | None = None,
         archive_dir: str | None = None,
+        checksum_file: str | None = None,
+        checksum_file_missing: str = "fail",
+        source_checksum: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,21 +114,30 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
         self.max_connections = max_connections
         self.post_action = post_action
         self.archive_dir = archive_dir
+        self.checksum_file = checksum_file
+        self.checksum_file_missing = checksum_file_missing
+        self.source_checksum = source_checksum
         # Fail at DAG parse time, not at 3 a.m.: every non-templated knob is checked here.
-        self._options(expected_sha256=None)
+        self._options(expected_sha256=None, checksum_file=None)
         RemotePostAction.parse(post_action, archive_dir)
 
-    def _options(self, expected_sha256: str | None) -> DownloadOptions:
+    def _options(self, expected_sha256: str | None, checksum_file: str | None) -> DownloadOptions:
+        checksums = ChecksumRule.of(
+            checksum_file,
+            checksum_file_missing=self.checksum_file_missing,
+            source_checksum=self.source_checksum,
+        )
         return self._download_options(
             self.verify,
             create_intermediate_dirs=self.create_intermediate_dirs,
             expected_sha256=expected_sha256,
             max_connections=self.max_connections,
+            checksums=checksums,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            options = self._options(self.expected_sha256)
+            options = self._options(self.expected_sha256, self.checksum_file)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         post_action = self._post_action(self.post_action, self.archive_dir)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.transfers.upload import DEFAULT_TEMP_SUFFIX, UploadOptions
 from airflow_provider_sftp_resume.lineage import Direction, Written
 from airflow_provider_sftp_resume.operators.base import ResumableSFTPBaseOperator
@@ -34,7 +35,8 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
 
     Returns (XCom) a dict: ``local_path``, ``remote_path``, ``size``, ``sha256`` (of what was sent),
     ``remote_size``, ``resumed_from``, ``bytes_transferred``, ``verification_bytes``, ``seconds``,
-    ``rename``, ``mtime_preserved``, ``restart_reason``, ``skipped``, ``checkpoints``.
+    ``rename``, ``mtime_preserved``, ``restart_reason``, ``skipped``, ``checkpoints``,
+    ``source_checksum``, ``remote_checksum``.
 
     :param local_path: local file to send (templated)
     :param remote_path: file to write on the server (templated)
@@ -43,9 +45,21 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
     :param state_dir: local directory for the resume sidecar when the source directory is read-only
         (templated)
     :param max_bytes_per_second: bandwidth cap in bytes per second (templated); ``None`` for no cap
+    :param checksum_file: local checksum file of ``local_path`` (templated; formats as for downloads):
+        what was sent must match it before the rename, else the task fails without retry and the
+        remote file is not touched
+    :param checksum_file_missing: ``"fail"`` (default; retriable) or ``"skip"``
+    :param source_checksum: ask the server for its digest of the uploaded temporary file before the
+        rename: ``"check-file"``, ``"command"``, ``"auto"`` or ``None`` (default), as for downloads
     """
 
-    template_fields: Sequence[str] = ("local_path", "remote_path", "state_dir", "max_bytes_per_second")
+    template_fields: Sequence[str] = (
+        "local_path",
+        "remote_path",
+        "state_dir",
+        "max_bytes_per_second",
+        "checksum_file",
+    )
     lineage_direction = Direction.UPLOAD
 
     def __init__(
@@ -56,6 +70,9 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
         temp_suffix: str = DEFAULT_TEMP_SUFFIX,
         create_intermediate_dirs: bool = False,
         state_dir: str | None = None,
+        checksum_file: str | None = None,
+        checksum_file_missing: str = "fail",
+        source_checksum: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,9 +81,17 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
         self.temp_suffix = temp_suffix
         self.create_intermediate_dirs = create_intermediate_dirs
         self.state_dir = state_dir
-        self._options()  # fail at DAG parse time on a bad knob
+        self.checksum_file = checksum_file
+        self.checksum_file_missing = checksum_file_missing
+        self.source_checksum = source_checksum
+        self._options(checksum_file=None)  # fail at DAG parse time on a bad knob
 
-    def _options(self) -> UploadOptions:
+    def _options(self, checksum_file: str | None) -> UploadOptions:
+        checksums = ChecksumRule.of(
+            checksum_file,
+            checksum_file_missing=self.checksum_file_missing,
+            source_checksum=self.source_checksum,
+        )
         return UploadOptions(
             temp_suffix=self.temp_suffix,
             create_intermediate_dirs=self.create_intermediate_dirs,
@@ -77,11 +102,12 @@ class ResumableSFTPUploadOperator(ResumableSFTPBaseOperator):
             preserve_mtime=self.preserve_mtime,
             state_dir=self.state_dir or None,
             max_bytes_per_second=self._bandwidth_cap(),
+            checksums=checksums,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            options = self._options()
+            options = self._options(self.checksum_file)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         result = self._run_transfer(

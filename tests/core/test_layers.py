@@ -2,10 +2,11 @@
 The layers of ``core/``: every import points down (or sideways within a layer), never up, no circles.
 
 Layers, bottom to top: the base modules directly in ``core/`` (errors, logs, progress, options,
-runner, threads), ``remote``, ``resume``, ``destinations`` (where a download's bytes go: below ``io``
-and ``transfers``, which write into it), ``io``, ``transfers``, ``watch``. ``core/__init__.py`` is the
-public facade and may import from all of them. Imports under ``if TYPE_CHECKING:`` count too: a type
-that lives above is a design that points up.
+runner, threads), ``remote``, ``resume``, ``checksums`` (the source's own checksums: above the
+remote side it asks, below the transfers that use it), ``destinations`` (where a download's bytes
+go: below ``io`` and ``transfers``, which write into it), ``io``, ``transfers``, ``watch``.
+``core/__init__.py`` is the public facade and may import from all of them. Imports under
+``if TYPE_CHECKING:`` count too: a type that lives above is a design that points up.
 
 Small pieces: no module of ``core/`` over :data:`MAX_MODULE_LINES` lines, no function or method over
 :data:`MAX_FUNCTION_LINES` lines (from its ``def`` to the end of its body).
@@ -22,7 +23,7 @@ import airflow_provider_sftp_resume.core as core_package
 
 CORE = Path(core_package.__file__).parent
 PREFIX = "airflow_provider_sftp_resume.core"
-LAYERS = ("", "remote", "resume", "destinations", "io", "transfers", "watch")
+LAYERS = ("", "remote", "resume", "checksums", "destinations", "io", "transfers", "watch")
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 #: Modules still over a limit, with the issue that splits them. Nothing new goes in.

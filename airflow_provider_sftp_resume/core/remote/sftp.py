@@ -83,11 +83,20 @@ class AsyncsshFileSystem:
 
     :param sftp: the started asyncssh SFTP client
     :param server: ``user@host:port``, for log lines
+    :param connection: the SSH connection it runs on (for :mod:`~.checksums`, which may run a command)
     """
 
-    def __init__(self, sftp: asyncssh.SFTPClient, server: str = "") -> None:
+    def __init__(
+        self,
+        sftp: asyncssh.SFTPClient,
+        server: str = "",
+        connection: asyncssh.SSHClientConnection | None = None,
+    ) -> None:
         self._sftp = sftp
         self.server = server
+        #: the asyncssh client and connection, for what the protocol does not cover (checksums)
+        self.sftp_client = sftp
+        self.ssh_connection = connection
         #: optional extensions this server advertised and then refused in this session
         self.refused: set[str] = set()
 
@@ -217,7 +226,7 @@ async def open_sftp_session(
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
         try:
-            yield AsyncsshFileSystem(sftp, endpoint.describe())
+            yield AsyncsshFileSystem(sftp, endpoint.describe(), conn)
         finally:
             sftp.exit()
     finally:

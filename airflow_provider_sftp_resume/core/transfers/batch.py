@@ -252,4 +252,5 @@ async def _download_one(
         resumed_from=result.resumed_from,
         sha256=result.sha256,
         post_action=result.post_action,
+        source_checksum=result.source_checksum,
     )

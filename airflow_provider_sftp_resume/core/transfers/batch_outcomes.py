@@ -26,6 +26,7 @@ class FileOutcome:
     :param error: why it failed, when it did
     :param retriable: whether a retry can fix the failure
     :param post_action: what was done with the remote file afterwards
+    :param source_checksum: the source's own checksum that proved the file (see the single-file result)
     """
 
     relative: str
@@ -39,6 +40,7 @@ class FileOutcome:
     error: str | None = None
     retriable: bool = False
     post_action: str | None = None
+    source_checksum: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import (
-    ChecksumMismatch,
-    IntegrityError,
     LocalDiskFull,
     RemoteChanged,
     TransferError,
@@ -33,6 +31,7 @@ from airflow_provider_sftp_resume.core.resume.verify import (
     verify_kept_bytes,
 )
 from airflow_provider_sftp_resume.core.threads import in_thread
+from airflow_provider_sftp_resume.core.transfers.download_proof import CopyChecks
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
 
 if TYPE_CHECKING:
@@ -80,23 +79,13 @@ class DownloadTry:
         self.open_session = open_session
         self.lock_fd = lock_fd
         self.dest: Destination  # set by run()
+        self.checks = CopyChecks(remote_fs, remote_path, options, story.log)
 
     async def run(self, reader: RemoteReader, remote: RemoteStat, destination: Destination) -> DownloadResult:
         """Skip an unchanged target, or plan, fill, prove and publish."""
         self.dest = destination
-        if self.options.skip_unchanged:
-            digest, read = await self.story.requests.bounded(
-                destination.existing_copy(remote, reader), "comparing the existing target"
-            )
-            self.story.verification_bytes += read
-            if digest is not None and self.options.expected_sha256 in (None, digest):
-                await destination.discard()
-                self.story.skipping(self.target, self.remote_path, min(TAIL_LENGTH, remote.size), digest)
-                return self._result(remote, digest, resumed_from=remote.size, skipped=True)
-            if digest is not None:
-                self.story.log.info(
-                    "Existing %s does not match expected_sha256; downloading again", self.target
-                )
+        if self.options.skip_unchanged and (skipped := await self._skip_unchanged(reader, remote)):
+            return skipped
         try:
             state, reason, passed = await self._plan(reader, remote)
             self.story.planned(
@@ -108,7 +97,9 @@ class DownloadTry:
             )
             await destination.resume(state)
             digest, checkpoints = await self._fill_and_prove(reader, remote, state)
-            await self._check_digest(digest, state.durable_bytes)
+            proof = await self.checks.before_publish(
+                self.dest, remote, digest, resumed=bool(state.durable_bytes)
+            )
             await destination.publish(remote.mtime if self.options.preserve_mtime else None)
         except RemoteChanged:
             await destination.discard()  # the kept bytes belong to a version that no longer exists
@@ -121,7 +112,27 @@ class DownloadTry:
             restart_reason=reason,
             checks_passed=tuple(c.value for c in passed),
             checkpoints=checkpoints,
+            proof=proof,
         )
+
+    async def _skip_unchanged(self, reader: RemoteReader, remote: RemoteStat) -> DownloadResult | None:
+        """The result of skipping when the target provably is the remote file (and its checksums hold)."""
+        digest, read = await self.story.requests.bounded(
+            self.dest.existing_copy(remote, reader), "comparing the existing target"
+        )
+        self.story.verification_bytes += read
+        if digest is None:
+            return None
+        if self.options.expected_sha256 not in (None, digest):
+            self.story.log.info("Existing %s does not match expected_sha256; downloading again", self.target)
+            return None
+        verdict = await self.checks.source(remote, self.target, digest)
+        if verdict.mismatch is not None:
+            self.story.log.info("Existing %s has %s; downloading again", self.target, verdict.mismatch)
+            return None
+        await self.dest.discard()
+        self.story.skipping(self.target, self.remote_path, min(TAIL_LENGTH, remote.size), digest)
+        return self._result(remote, digest, resumed_from=remote.size, skipped=True, proof=verdict.proof)
 
     # -- plan: resume or restart ------------------------------------------------------------------
 
@@ -247,22 +258,6 @@ class DownloadTry:
             )
         self.story.verification_bytes += await recheck_tail(reader, state.remote)
 
-    async def _check_digest(self, digest: str, resumed_from: int) -> None:
-        expected = self.options.expected_sha256
-        if not expected or digest == expected:
-            return
-        await self.dest.discard()
-        if resumed_from:
-            raise IntegrityError(
-                f"The finished file has sha256 {digest}, expected {expected}. Part of it was kept from "
-                "an earlier try, so the partial copy was discarded; the next try downloads it afresh."
-            )
-        raise ChecksumMismatch(
-            f"A complete fresh download of {self.remote_path} has sha256 {digest}, but "
-            f"expected_sha256 is {expected}. The remote file is not the one expected: check the "
-            "path and the expected checksum. The existing local file, if any, was left untouched."
-        )
-
     def _result(
         self,
         remote: RemoteStat,
@@ -273,6 +268,7 @@ class DownloadTry:
         checks_passed: tuple[str, ...] = (),
         skipped: bool = False,
         checkpoints: int = 0,
+        proof: str | None = None,
     ) -> DownloadResult:
         story = self.story
         return DownloadResult(
@@ -293,4 +289,5 @@ class DownloadTry:
                 None if story.first_byte_at is None else round(story.first_byte_at - story.started, 3)
             ),
             remote_mtime=remote.mtime,
+            source_checksum=proof,
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.io.segments import MIN_SEGMENT_SIZE
 from airflow_provider_sftp_resume.core.options import TransferOptions
 from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY, VerifyCheck, parse_verify
+
+if TYPE_CHECKING:
+    from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 
 MAX_CONNECTIONS = 16
 
@@ -26,12 +29,15 @@ class DownloadOptions(TransferOptions):
         connections
     :param min_segment_size: smallest segment tracked on its own (a file is split into up to four
         segments per connection)
+    :param checksums: proof against the source's own checksum (a checksum file beside the remote
+        file, or the server's digest), checked before publishing; ``None``: none
     """
 
     verify: tuple[VerifyCheck, ...] = field(default_factory=lambda: parse_verify(DEFAULT_VERIFY))
     expected_sha256: str | None = None
     max_connections: int | None = None
     min_segment_size: int = MIN_SEGMENT_SIZE
+    checksums: ChecksumRule | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +75,8 @@ class DownloadResult:
         written (``None`` when nothing was transferred)
     :param remote_mtime: the downloaded version's modification time on the server
     :param post_action: what was done with the remote file afterwards (``deleted``, ``moved to ...``)
+    :param source_checksum: the source's own checksum that proved the file (``sha256 via checksum
+        file``, ``sha256 via check-file``, ``sha256 via sha256sum``), or ``None``
     """
 
     local_path: str
@@ -87,6 +95,7 @@ class DownloadResult:
     first_byte_seconds: float | None = None
     remote_mtime: int | None = None
     post_action: str | None = None
+    source_checksum: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

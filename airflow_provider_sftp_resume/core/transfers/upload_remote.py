@@ -12,11 +12,17 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound, RemotePathError, TransferError
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
-from airflow_provider_sftp_resume.core.resume.verify import Range, first_mismatch, local_digests
+from airflow_provider_sftp_resume.core.resume.verify import (
+    OVERLAP_LENGTH,
+    Range,
+    first_mismatch,
+    local_digests,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.options import RequestTimer
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteStat, RemoteWriter
+    from airflow_provider_sftp_resume.core.resume.upload_state import UploadState
 
 #: Without a server fsync, a resumed upload compares this many blocks spread evenly across the kept
 #: prefix (the last one ends at the resume offset), so any damaged stretch longer than about 1/31
@@ -38,6 +44,15 @@ def sample_ranges(kept: int) -> list[tuple[int, int]]:
         return [(start, min(SAMPLE_LENGTH, kept - start)) for start in range(0, kept, SAMPLE_LENGTH)]
     step = (kept - SAMPLE_LENGTH) / (SAMPLE_BLOCKS - 1)
     return [(round(index * step), SAMPLE_LENGTH) for index in range(SAMPLE_BLOCKS)]
+
+
+def kept_proof(state: UploadState) -> str:
+    """How the kept bytes of ``state`` were proven, for the log."""
+    kept = state.acknowledged
+    if state.synced:
+        return f"the server had fsynced them and the last {min(OVERLAP_LENGTH, kept)} kept bytes match"
+    sampled = len(sample_ranges(kept))
+    return f"the server had not fsynced them, so {sampled} sampled blocks were re-read and match"
 
 
 class RemoteSide:

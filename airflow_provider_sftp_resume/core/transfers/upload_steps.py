@@ -20,7 +20,8 @@ from airflow_provider_sftp_resume.core.resume.state import UnusableState
 from airflow_provider_sftp_resume.core.resume.upload_state import LocalIdentity, UploadState
 from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH, TAIL_LENGTH, tail_range
 from airflow_provider_sftp_resume.core.threads import in_thread
-from airflow_provider_sftp_resume.core.transfers.upload_remote import RemoteSide, sample_ranges
+from airflow_provider_sftp_resume.core.transfers.upload_proof import prove_upload
+from airflow_provider_sftp_resume.core.transfers.upload_remote import RemoteSide, kept_proof, sample_ranges
 from airflow_provider_sftp_resume.core.transfers.upload_types import UploadOptions, UploadResult
 
 if TYPE_CHECKING:
@@ -81,9 +82,10 @@ class UploadTry:
         if removed:
             state, reason = state.with_acknowledged(0, synced=False), STALE_TEMP.format(self.temp_path)
             await in_thread(self.paths.save, state)
-        self.story.planned(state.acknowledged, size, self.temp_path, reason, self._proof(state))
+        self.story.planned(state.acknowledged, size, self.temp_path, reason, kept_proof(state))
         digest = await self._send_and_prove(writer, state)
-        return await self._publish(digest, state.acknowledged, reason)
+        proofs = await prove_upload(self, digest, resumed=state.acknowledged > 0)
+        return proofs.apply(await self._publish(digest, state.acknowledged, reason))
 
     async def _target_matches(self, target: RemoteStat) -> bool:
         if target.size != self.identity.size or target.mtime != self.identity.mtime:
@@ -127,13 +129,6 @@ class UploadTry:
         if differs is not None:
             return 0, f"kept bytes {differs[0]}-{differs[1]} on the server differ from the local file"
         return kept, None
-
-    def _proof(self, state: UploadState) -> str:
-        kept = state.acknowledged
-        if state.synced:
-            return f"the server had fsynced them and the last {min(OVERLAP_LENGTH, kept)} kept bytes match"
-        sampled = len(sample_ranges(kept))
-        return f"the server had not fsynced them, so {sampled} sampled blocks were re-read and match"
 
     # -- send and prove ---------------------------------------------------------------------------
 

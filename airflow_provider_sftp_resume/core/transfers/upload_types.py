@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.options import TransferOptions
+
+if TYPE_CHECKING:
+    from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 
 DEFAULT_TEMP_SUFFIX = ".part"
 
@@ -19,10 +22,13 @@ class UploadOptions(TransferOptions):
 
     :param temp_suffix: appended to the remote path for the temporary file (``.part``)
     :param state_dir: local directory for the resume sidecar; the source file's directory if ``None``
+    :param checksums: proof before the rename: ``checksum_file`` is a local checksum file of the
+        source, ``source_checksum`` asks the server for its digest of the temporary file
     """
 
     temp_suffix: str = DEFAULT_TEMP_SUFFIX
     state_dir: str | None = None
+    checksums: ChecksumRule | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,6 +59,8 @@ class UploadResult:
     :param restart_reason: why kept bytes were discarded, or ``None``
     :param skipped: the remote file already matched; nothing was sent
     :param checkpoints: sidecar updates during this try
+    :param source_checksum: the local checksum file that proved the file sent, or ``None``
+    :param remote_checksum: the server's digest of what it received (``sha256 via check-file``), or ``None``
     """
 
     local_path: str
@@ -69,6 +77,8 @@ class UploadResult:
     restart_reason: str | None = None
     skipped: bool = False
     checkpoints: int = 0
+    source_checksum: str | None = None
+    remote_checksum: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

@@ -1,0 +1,78 @@
+"""A download's last checks before publishing: ``expected_sha256`` and the source's own checksums."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow_provider_sftp_resume.core.checksums.command import command_for
+from airflow_provider_sftp_resume.core.checksums.proof import (
+    expected_sha256_error,
+    mismatch_error,
+    prove_copy,
+)
+from airflow_provider_sftp_resume.core.checksums.rule import SourceChecksum
+
+if TYPE_CHECKING:
+    from airflow_provider_sftp_resume.core.checksums.proof import Verdict
+    from airflow_provider_sftp_resume.core.destinations.protocol import Destination
+    from airflow_provider_sftp_resume.core.logs import Logger
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteStat
+    from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
+
+
+class CopyChecks:
+    """
+    The checksums a download's copy must match.
+
+    :param fs: the try's session (a checksum file is read, the server asked, on it)
+    :param remote_path: the file on the server
+    :param options: the knobs (``expected_sha256``, ``checksums``, ``stall_timeout``)
+    :param log: where the story of the try is told
+    :raises SourceChecksumUnavailable: the rule cannot work for this file, whatever is transferred
+    """
+
+    def __init__(self, fs: RemoteFileSystem, remote_path: str, options: DownloadOptions, log: Logger) -> None:
+        self.fs = fs
+        self.remote_path = remote_path
+        self.options = options
+        self.log = log
+        self.preflight()  # before anything is written
+
+    def preflight(self) -> None:
+        """Refuse at once what cannot work whatever is transferred (a path ``sha256sum`` cannot be given)."""
+        rule = self.options.checksums
+        if rule is not None and rule.server_side is SourceChecksum.COMMAND:
+            command_for(self.remote_path)
+
+    async def source(self, remote: RemoteStat, local: str | None, sha256: str) -> Verdict:
+        """Compare a copy (``local``, of hex ``sha256``) with the source's own checksums, if asked for."""
+        options = self.options
+        return await prove_copy(
+            self.fs,
+            self.remote_path,
+            options.checksums,
+            size=remote.size,
+            stall_timeout=options.stall_timeout,
+            local=local,
+            sha256=sha256,
+            log=self.log,
+        )
+
+    async def before_publish(
+        self, dest: Destination, remote: RemoteStat, digest: str, *, resumed: bool
+    ) -> str | None:
+        """
+        Check the complete copy in ``dest``; return what proved it against the source (``None``: nothing).
+
+        On a mismatch the copy is discarded (never the published target) and the error raised:
+        retriable when bytes were kept from earlier tries, else :class:`~.errors.ChecksumMismatch`.
+        """
+        error = expected_sha256_error(self.remote_path, digest, self.options.expected_sha256, resumed=resumed)
+        verdict = None if error is not None else await self.source(remote, dest.worker_path, digest)
+        if verdict is not None and verdict.mismatch is not None:
+            subject = f"The complete copy of {self.remote_path}"
+            error = mismatch_error(subject, verdict.mismatch, resumed=resumed)
+        if error is not None:
+            await dest.discard()
+            raise error
+        return verdict.proof if verdict else None
