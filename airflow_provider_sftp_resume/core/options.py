@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_sftp_resume.core.errors import TransferStalled
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
 T = TypeVar("T")
+#: Told how far a transfer is, after every block: ``(name, done, total)``, bytes of the file; ``name``
+#: is the remote path. Called on the transfer's event loop thread: it must be quick and not raise.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 @contextlib.asynccontextmanager
@@ -72,6 +76,8 @@ class TransferOptions:
     :param preserve_mtime: give the destination the source's modification time
     :param block_size: bytes per request; ``None`` uses the server's advertised maximum
     :param max_requests: requests in flight per connection; ``None`` sizes it to the round trip
+    :param on_progress: told ``(remote path, done, total)`` after every block (a progress bar);
+        ``None``: only the log lines
     """
 
     create_intermediate_dirs: bool = False
@@ -82,6 +88,7 @@ class TransferOptions:
     preserve_mtime: bool = True
     block_size: int | None = None
     max_requests: int | None = None
+    on_progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):
