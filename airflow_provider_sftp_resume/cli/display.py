@@ -60,7 +60,7 @@ class Display:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TextColumn("{task.percentage:>5.1f}%"),
-                DownloadColumn(binary_units=True),
+                DownloadColumn(),  # decimal units, as the speed column and the engine's log lines
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=console,

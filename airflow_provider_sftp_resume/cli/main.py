@@ -47,10 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as exc:
             _usage(parser, exc)
         except ConnectionSetupError as exc:
+            display.own_logging()
             display.log.error("%s", exc)
             _print_json(args, {"error": str(exc), "retriable": False, "exit_code": int(ExitCode.PERMANENT)})
             return ExitCode.PERMANENT
-        display.own_logging()  # Airflow (--conn-id) has added a root handler on stdout by now
+        display.own_logging()  # importing Airflow (--conn-id) added a root handler on stdout
         if target.warning:
             display.log.warning("%s", target.warning)
         display.log.info("Connecting to %s", target.session.identity)

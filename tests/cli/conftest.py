@@ -39,14 +39,17 @@ class Ran:
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a run: an empty HOME (no known_hosts, no default keys), this checkout first."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "SFTP_PASSWORD"))}
-    env.update(HOME=str(home), PYTHONPATH=str(REPO_ROOT), SSH_AUTH_SOCK="", **extra)
+    dropped = ("AIRFLOW_CONN_", "SFTP_PASSWORD", "SSH_AUTH_SOCK")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO_ROOT), **extra)
     return env
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> Ran:
     """Run ``sftp-resume ARGS`` to the end."""
-    done = subprocess.run([*COMMAND, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     return Ran(done.returncode, done.stdout, done.stderr)
 
 

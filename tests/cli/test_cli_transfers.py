@@ -105,7 +105,8 @@ def test_put_cut_then_resumed(
 def test_mirror_a_glob_cut_then_resumed(
     openssh_server: ServerInfo, sshd_proxy: FaultProxy, remote_dir: Path, tmp_path: Path, home: Path
 ) -> None:
-    digests = {f"part{i}.csv": write_random(remote_dir / f"part{i}.csv", 3 * MiB, seed=10 + i) for i in range(3)}
+    names = [f"part{i}.csv" for i in range(3)]
+    digests = {name: write_random(remote_dir / name, 3 * MiB, seed=i) for i, name in enumerate(names)}
     (remote_dir / "notes.txt").write_text("not selected")
     local = tmp_path / "mirror"  # created by the command
     flags = server_flags(openssh_server, sshd_proxy.port)

@@ -1,0 +1,99 @@
+"""
+What ``sftp-resume`` prints: a progress bar (rich) when stderr is a terminal, plain lines without a
+carriage return otherwise, JSON alone on stdout with ``--json``.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+from tests.cli.conftest import COMMAND, cli_env, run_cli, server_flags
+from tests.conftest import sha256_file, write_random
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.faultproxy import FaultProxy
+    from tests.support.servers import ServerInfo
+
+MiB = 1024 * 1024
+
+
+def test_without_a_terminal_progress_is_plain_lines_without_carriage_returns(
+    openssh_server: ServerInfo, sshd_proxy: FaultProxy, remote_dir: Path, local_dir: Path, home: Path
+) -> None:
+    source = remote_dir / "plain.bin"
+    digest = write_random(source, 6 * MiB, seed=6)
+    sshd_proxy.set_rate(4 * MiB)  # about 1.5 s: several progress lines at 0.2 s
+    ran = run_cli(
+        "get",
+        str(source),
+        str(local_dir / "plain.bin"),
+        *server_flags(openssh_server, sshd_proxy.port),
+        "--progress-interval",
+        "0.2",
+        "--json",
+        env=cli_env(home),
+    )
+    assert ran.code == 0, ran.stderr
+    progress = [line for line in ran.stderr.splitlines() if " INFO Progress: " in line]
+    assert len(progress) >= 3, ran.stderr
+    assert "\r" not in ran.stderr
+    assert "\r" not in ran.stdout
+    assert "\x1b[" not in ran.stderr  # no terminal control sequences either
+    assert ran.json["sha256"] == digest == sha256_file(local_dir / "plain.bin")
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """Run the command with stdin, stdout and stderr on a pseudo-terminal; return its code and output."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*COMMAND, *args], stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: the terminal's last writer has gone
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_on_a_terminal_a_progress_bar_is_drawn(
+    openssh_server: ServerInfo, sshd_proxy: FaultProxy, remote_dir: Path, local_dir: Path, home: Path
+) -> None:
+    source = remote_dir / "bar.bin"
+    digest = write_random(source, 6 * MiB, seed=7)
+    sshd_proxy.set_rate(4 * MiB)
+    env = cli_env(home, TERM="xterm-256color", COLUMNS="100")
+    env.pop("NO_COLOR", None)
+    code, output = run_in_terminal(
+        ["get", str(source), str(local_dir / "bar.bin"), *server_flags(openssh_server, sshd_proxy.port)], env
+    )
+    assert code == 0, output
+    assert "bar.bin" in output
+    assert "━" in output  # rich's bar
+    assert "100.0%" in output
+    assert "MB/s" in output
+    assert "\r" in output or "\x1b[" in output  # redrawn in place
+    assert " INFO Progress: " not in output  # the bar replaces the engine's progress lines
+    assert sha256_file(local_dir / "bar.bin") == digest
