@@ -13,14 +13,17 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.support.faultproxy import FaultProxy
+from tests.support.servers import AsyncsshServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from tests.support.keys import KeyPair
     from tests.support.servers import ServerInfo
 
 COMMAND = (sys.executable, "-m", "airflow_provider_sftp_resume.cli")
+PASSWORD = "correct horse battery staple"
 
 
 @dataclass
@@ -84,3 +87,11 @@ def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
     proxy = FaultProxy(openssh_server.port)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def password_server(tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair) -> Iterator[ServerInfo]:
+    """The embedded asyncssh server, also accepting :data:`PASSWORD` (sshd would need a system password)."""
+    server = AsyncsshServer(tmp_path_factory.mktemp("password-sshd"), client_key, password=PASSWORD)
+    yield server.info
+    server.stop()

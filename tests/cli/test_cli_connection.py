@@ -15,28 +15,16 @@ from typing import TYPE_CHECKING
 import asyncssh
 import pytest
 
-from tests.cli.conftest import cli_env, run_cli, server_flags
+from tests.cli.conftest import PASSWORD, cli_env, run_cli, server_flags
 from tests.conftest import sha256_file, write_random
 from tests.support.airflow_env import connection_json
 from tests.support.keys import make_key
-from tests.support.servers import AsyncsshServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.support.faultproxy import FaultProxy
-    from tests.support.keys import KeyPair
     from tests.support.servers import ServerInfo
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def password_server(tmp_path_factory: pytest.TempPathFactory, client_key: KeyPair) -> Iterator[ServerInfo]:
-    server = AsyncsshServer(tmp_path_factory.mktemp("password-sshd"), client_key, password=PASSWORD)
-    yield server.info
-    server.stop()
 
 
 def airflow_env(home: Path, tmp_path: Path, conn_id: str, value: str) -> dict[str, str]:
