@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from airflow_provider_sftp_resume.cli.main import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (pkgutil walks, docs tools) runs nothing
+    raise SystemExit(main())
