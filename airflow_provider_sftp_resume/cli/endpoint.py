@@ -64,6 +64,7 @@ def resolve(
     environ: Mapping[str, str] = os.environ,
     prompt: Callable[[str], str] = getpass.getpass,
     interactive: bool = False,
+    airflow_loaded: Callable[[], None] = lambda: None,
 ) -> Target:
     """
     The server from ``--conn-id`` or the explicit flags.
@@ -72,6 +73,7 @@ def resolve(
     :param environ: where ``--password-env`` and ``SFTP_PASSWORD`` are read
     :param prompt: asks for the password (``--password-prompt``)
     :param interactive: stdin is a terminal (a password may be asked for after a refused login)
+    :param airflow_loaded: called once Airflow is imported (``--conn-id``), before the connection is read
     :raises UsageError: the flags contradict each other or name something missing
     :raises ConnectionSetupError: the Airflow connection cannot be read
     """
@@ -85,7 +87,7 @@ def resolve(
                 f"--conn-id takes the server, login, keys and host keys from the Airflow connection; "
                 f"leave out {', '.join(given)} (or drop --conn-id)."
             )
-        return _from_airflow(args.conn_id)
+        return _from_airflow(args.conn_id, airflow_loaded)
     if not args.host:
         raise UsageError("Say where to connect: --host HOST (with --user, --key, ...) or --conn-id ID.")
     password = _password(args, environ, prompt)
@@ -145,7 +147,7 @@ def _pinned(line: str) -> str:
     return line.strip()
 
 
-def _from_airflow(conn_id: str) -> Target:
+def _from_airflow(conn_id: str, airflow_loaded: Callable[[], None]) -> Target:
     """Read the connection exactly as the operators do: through :class:`ResumableSFTPHook`."""
     try:
         from airflow_provider_sftp_resume.hooks.sftp import ResumableSFTPHook
@@ -154,6 +156,7 @@ def _from_airflow(conn_id: str) -> Target:
             f"--conn-id needs Apache Airflow, which cannot be imported here ({exc}). Install the package "
             "with Airflow, or give --host, --user and --key instead."
         ) from None
+    airflow_loaded()
     try:
         hook = ResumableSFTPHook(ssh_conn_id=conn_id)
         endpoint = hook.ssh_endpoint()

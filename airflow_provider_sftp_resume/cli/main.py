@@ -40,10 +40,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    # stdout is the JSON's alone: whatever else writes to it (a library's print, Airflow's stdout
+    # log handler) goes to stderr meanwhile.
+    args.json_out = sys.stdout if args.json else None
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     with Display(quiet=args.quiet) as display:
         try:
             one_try = _transfer_of(args, display)
-            target = resolve(args, interactive=sys.stdin.isatty())
+            # importing Airflow (--conn-id) installs a root log handler of its own: take it back
+            target = resolve(args, interactive=sys.stdin.isatty(), airflow_loaded=display.own_logging)
         except UsageError as exc:
             _usage(parser, exc)
         except ConnectionSetupError as exc:
@@ -51,7 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             display.log.error("%s", exc)
             _print_json(args, {"error": str(exc), "retriable": False, "exit_code": int(ExitCode.PERMANENT)})
             return ExitCode.PERMANENT
-        display.own_logging()  # importing Airflow (--conn-id) added a root handler on stdout
         if target.warning:
             display.log.warning("%s", target.warning)
         display.log.info("Connecting to %s", target.session.identity)
@@ -114,10 +122,11 @@ def _failed(args: argparse.Namespace, display: Display, exc: BaseException, trie
 
 
 def _print_json(args: argparse.Namespace, document: dict[str, Any]) -> None:
-    if args.json:
-        json.dump(document, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+    out = args.json_out
+    if out is not None:
+        json.dump(document, out, indent=2, sort_keys=True)
+        out.write("\n")
+        out.flush()
 
 
 @contextlib.contextmanager
