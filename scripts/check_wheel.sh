@@ -13,7 +13,8 @@
 #      `airflow providers list` shows the provider, the package imports from the new venv, and one
 #      download through the hook and one through the example DAG against a real sshd on 127.0.0.1
 #      (tests/support/wheel_smoke.py), sha256 checked
-#   4. the command line's --help (a marked place below, until the CLI exists)
+#   4. the command line: the wheel declares the sftp-resume console script and its --help runs (a
+#      real `sftp-resume get` from the fresh venv is part of step 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -70,19 +71,21 @@ step "use it: airflow providers list, the hook and the example DAG against a rea
 (cd "$repo" && PYTHONPATH=$repo "$python" -m tests.support.wheel_smoke --venv "$work/fresh")
 
 # ---- CLI (issue 13 part 3): the console script's --help from the installed wheel ----
-# The command line does not exist yet. When the wheel declares the `sftp-resume` console script,
-# this runs it; then replace the check with a hard requirement (and add a real `get` run).
+# (a real `sftp-resume get` from the wheel runs in the smoke step above: tests/support/wheel_smoke.py)
 entry_points=$("$python" -c '
 import sys, zipfile
 archive = zipfile.ZipFile(sys.argv[1])
 print(archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))).decode())
 ' "$wheel")
-if grep -q '^sftp-resume *=' <<<"$entry_points"; then
-    step "sftp-resume --help"
-    (cd "$work" && env -u PYTHONPATH "$work/fresh/bin/sftp-resume" --help)
-else
-    step "sftp-resume --help: skipped, the wheel has no sftp-resume console script yet"
+if ! grep -q '^sftp-resume *= *airflow_provider_sftp_resume.cli.main:main' <<<"$entry_points"; then
+    echo "check_wheel: the wheel does not declare the sftp-resume console script:" >&2
+    echo "$entry_points" >&2
+    exit 1
 fi
+step "sftp-resume --help (the console script of the installed wheel)"
+(cd "$work" && env -u PYTHONPATH "$work/fresh/bin/sftp-resume" --help >"$work/cli-help.txt")
+head -n 3 "$work/cli-help.txt"
+grep -q 'get,put,mirror' "$work/cli-help.txt"
 # ---- end CLI ----
 
 step "done: the sdist and wheel build, pass twine check, and the installed wheel works"

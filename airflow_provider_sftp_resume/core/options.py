@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
 T = TypeVar("T")
+#: Told how far a transfer is, after every block: ``(name, done, total)``, bytes of the file; ``name``
+#: is the remote path. Called on the transfer's event loop thread: it must be quick and not raise.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 @contextlib.asynccontextmanager
@@ -77,6 +81,8 @@ class TransferOptions:
         these options (a batch shares them across its files); ``None`` for no cap
     :param bandwidth: the limiter that enforces the cap, made from ``max_bytes_per_second`` when not
         given; give several transfers' options the same one (of the same rate) to share one cap
+    :param on_progress: told ``(remote path, done, total)`` after every block (a progress bar);
+        ``None``: only the log lines
     """
 
     create_intermediate_dirs: bool = False
@@ -89,6 +95,7 @@ class TransferOptions:
     max_requests: int | None = None
     max_bytes_per_second: int | None = None
     bandwidth: BandwidthLimit | None = field(default=None, repr=False, compare=False)
+    on_progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("stall_timeout", "checkpoint_interval", "progress_interval"):

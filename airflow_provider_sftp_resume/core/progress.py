@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_sftp_resume.core.logs import Logger
+    from airflow_provider_sftp_resume.core.options import ProgressCallback, TransferOptions
 
 MB = 1_000_000
 
@@ -42,6 +43,8 @@ class ProgressReporter:
     :param start_offset: bytes already on disk when this try started
     :param interval: seconds between two progress lines
     :param clock: monotonic clock (injected by tests)
+    :param name: the file, for ``on_progress``
+    :param on_progress: told ``(name, done, total)`` on every update, not only once per interval
     """
 
     def __init__(
@@ -52,6 +55,8 @@ class ProgressReporter:
         *,
         interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "",
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         self._log = log
         self._total = total
@@ -60,9 +65,27 @@ class ProgressReporter:
         self._clock = clock
         self._started = clock()
         self._last_report = self._started
+        self._name = name
+        self._on_progress = on_progress
+
+    @classmethod
+    def for_transfer(
+        cls, options: TransferOptions, log: Logger, total: int, start_offset: int, name: str
+    ) -> ProgressReporter:
+        """A reporter with the transfer's ``progress_interval`` and ``on_progress``, for the file ``name``."""
+        return cls(
+            log,
+            total,
+            start_offset,
+            interval=options.progress_interval,
+            name=name,
+            on_progress=options.on_progress,
+        )
 
     def update(self, done: int) -> None:
         """Report ``done`` bytes of ``total`` if the interval has passed since the last line."""
+        if self._on_progress is not None:
+            self._on_progress(self._name, done, self._total)
         now = self._clock()
         if now - self._last_report < self._interval:
             return

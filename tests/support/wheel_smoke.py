@@ -144,8 +144,29 @@ def smoke(venv: Path, size: int) -> None:
                 cwd=run_dir,
                 what="hook download and example DAG (dag.test) from the installed wheel",
             )
+            cli_digest = _write_random(remote / "cli.bin", size)
+            info = server.info
+            flags = ["--host", info.host, "--port", str(info.port), "--user", info.username, "--json"]
+            flags += ["--key", str(info.client_key.private), "--host-key", info.host_key.public_line]
+            cli_get = [
+                str(venv / "bin" / "sftp-resume"),
+                "get",
+                str(remote / "cli.bin"),
+                str(work / "cli.bin"),
+            ]
+            cli = _run(
+                [*cli_get, *flags],
+                env=env,
+                cwd=run_dir,
+                what="sftp-resume get (the installed console script)",
+            )
         finally:
             server.stop()
+        if json.loads(cli)["sha256"] != cli_digest:
+            raise SystemExit(f"sftp-resume get: sha256 {json.loads(cli)['sha256']} != source {cli_digest}")
+        print(
+            f"wheel smoke: sftp-resume get of {size:,} bytes, sha256 {cli_digest[:16]}... equals the source"
+        )
         report = json.loads(out.strip().splitlines()[-1])
         problems = []
         if report["hook_sha256"] != hook_digest or report["hook_size"] != size:

@@ -117,8 +117,8 @@ class SegmentFiller:
         self._todo = collections.deque(i for i, s in enumerate(state.segments) if not s.complete)
         self._last_offset = {i: s.done for i, s in enumerate(state.segments)}
         self._refused: list[BaseException] = []
-        self._progress = ProgressReporter(
-            log, state.remote.size, state.durable_bytes, interval=options.progress_interval
+        self._progress = ProgressReporter.for_transfer(
+            options, log, state.remote.size, state.durable_bytes, remote_path
         )
         self._block = 0
         self._requests = 0

@@ -153,8 +153,8 @@ class UploadTry:
         size = self.identity.size
         block = self.options.block_size or self.fs.max_write_len
         requests = self.options.max_requests or requests_in_flight(block, self.story.requests.rtt, 1)
-        progress = ProgressReporter(
-            self.story.log, size, state.acknowledged, interval=self.options.progress_interval
+        progress = ProgressReporter.for_transfer(
+            self.options, self.story.log, size, state.acknowledged, self.remote_path
         )
         make_durable = functools.partial(self._make_durable, writer)
         checkpointer = Checkpointer(state, make_durable, interval=self.options.checkpoint_interval)
