@@ -156,15 +156,37 @@ def _download_flags(*, connections_help: str, connections_max: int) -> argparse.
     group.add_argument(
         "--tail-size", type=parse_size, metavar="SIZE", help=f"only {TAIL_LENGTH} (the engine's fixed tail)"
     )
-    # ---- issue 13 part 1 (checksums from the source): passed through once DownloadOptions has
-    # checksum_file / source_checksum (knobs.py refuses them with a clear message until then) ----
-    group.add_argument("--checksum-file", metavar="REMOTE", help="the source's checksum file (.sha256, .md5)")
-    group.add_argument(
-        "--source-checksum", choices=("auto", "check-file", "command"), help="ask the server for a checksum"
-    )
-    # ---- end checksums ----
     parent.add_argument(
         "--connections", type=int, default=None, metavar="N", help=f"{connections_help} (1-{connections_max})"
+    )
+    return parent
+
+
+def _checksum_flags(*, file_help: str | None) -> argparse.ArgumentParser:
+    """
+    Proof against the source's own checksum (README "Checksums from the source").
+
+    :param file_help: help of ``--checksum-file`` (one file's checksum file); ``None`` offers
+        ``--checksum-suffix`` instead (a checksum file beside every file of a mirror)
+    """
+    parent = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    group = parent.add_argument_group("checksums from the source")
+    if file_help is None:
+        group.add_argument(
+            "--checksum-suffix",
+            metavar="SUFFIX",
+            help="each file's checksum file is its path + SUFFIX (.sha256)",
+        )
+    else:
+        group.add_argument("--checksum-file", metavar="PATH", help=file_help)
+    group.add_argument(
+        "--checksum-missing", choices=("fail", "skip"), default=None,
+        help="a missing checksum file fails (retriable, the default) or is skipped",
+    )  # fmt: skip
+    group.add_argument(
+        "--source-checksum",
+        choices=("auto", "check-file", "command"),
+        help="the server's own digest must match too: the check-file extension, or sha256sum over SSH",
     )
     return parent
 
@@ -187,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="download one file",
         parents=[connection, transfer, _download_flags(
             connections_help="connections for this one file", connections_max=MAX_CONNECTIONS
-        )],
+        ), _checksum_flags(file_help="the source's remote checksum file (sha256sum output, a digest)")],
         allow_abbrev=False,
         **common,
     )  # fmt: skip
@@ -195,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("local", help="local file (written via LOCAL.part)")
     get.add_argument("--sha256", metavar="HEX", help="the digest the finished file must have")
     put = commands.add_parser(
-        "put", help="upload one file", parents=[connection, transfer], allow_abbrev=False, **common
+        "put",
+        help="upload one file",
+        parents=[connection, transfer, _checksum_flags(file_help="a local checksum file of LOCAL")],
+        allow_abbrev=False,
+        **common,
     )
     put.add_argument("local", help="local file")
     put.add_argument("remote", help=f"remote file (written via REMOTE{DEFAULT_TEMP_SUFFIX}, then renamed)")
@@ -209,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="download a remote directory or glob",
         parents=[connection, transfer, _download_flags(
             connections_help="files at once, one connection each (default 4)", connections_max=MAX_CONCURRENCY
-        )],
+        ), _checksum_flags(file_help=None)],
         allow_abbrev=False,
         **common,
     )  # fmt: skip

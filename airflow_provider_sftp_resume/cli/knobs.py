@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_sftp_resume.core.checksums.rule import ChecksumRule
 from airflow_provider_sftp_resume.core.resume.verify import (
     DEFAULT_VERIFY,
     TAIL_LENGTH,
@@ -56,18 +56,8 @@ def _shared(args: argparse.Namespace, on_progress: ProgressCallback | None) -> d
         "on_progress": on_progress,
     }
     if args.limit_rate is not None:
-        shared.update(_engine_knob(DownloadOptions, "max_bytes_per_second", args.limit_rate, "--limit-rate"))
+        shared["max_bytes_per_second"] = args.limit_rate
     return shared
-
-
-def _engine_knob(options: type, name: str, value: object, flag: str) -> dict[str, Any]:
-    """``{name: value}`` if the engine's ``options`` has the knob ``name``; else refuse ``flag``."""
-    if name not in {f.name for f in dataclasses.fields(options)}:
-        raise UsageError(
-            f"{flag} is not available in this version of airflow-provider-sftp-resume (the engine has no "
-            f"{name} yet); leave {flag} out."
-        )
-    return {name: value}
 
 
 def download_options(args: argparse.Namespace, on_progress: ProgressCallback | None) -> DownloadOptions:
@@ -86,13 +76,29 @@ def download_options(args: argparse.Namespace, on_progress: ProgressCallback | N
     if args.command == "get":
         knobs["max_connections"] = args.connections
         knobs["expected_sha256"] = args.sha256
-    if args.checksum_file is not None:
-        knobs.update(_engine_knob(DownloadOptions, "checksum_file", args.checksum_file, "--checksum-file"))
-    if args.source_checksum is not None:
-        knobs.update(
-            _engine_knob(DownloadOptions, "source_checksum", args.source_checksum, "--source-checksum")
-        )
+    knobs["checksums"] = checksum_rule(args)
     return _build(DownloadOptions, knobs)
+
+
+def checksum_rule(args: argparse.Namespace) -> ChecksumRule | None:
+    """
+    ``--checksum-file`` / ``--checksum-suffix`` / ``--checksum-missing`` / ``--source-checksum``.
+
+    :raises UsageError: a value the engine refuses
+    """
+    given = {
+        "checksum_file": getattr(args, "checksum_file", None),
+        "checksum_file_suffix": getattr(args, "checksum_suffix", None),
+        "checksum_file_missing": args.checksum_missing,
+        "source_checksum": args.source_checksum,
+    }
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given:
+        return None
+    try:
+        return ChecksumRule(**given)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def upload_options(args: argparse.Namespace, on_progress: ProgressCallback | None) -> UploadOptions:
@@ -104,6 +110,7 @@ def upload_options(args: argparse.Namespace, on_progress: ProgressCallback | Non
     knobs = _shared(args, on_progress)
     knobs["temp_suffix"] = args.temp_suffix
     knobs["state_dir"] = args.state_dir
+    knobs["checksums"] = checksum_rule(args)
     return _build(UploadOptions, knobs)
 
 
