@@ -217,6 +217,9 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_stops(s3_bucket: tuple
     assert claim.manifest is not None
     assert claim.manifest.kept_bytes == PART
     assert taker.restart(fresh=False) == PART
+    # The zombie learns at its next manifest write (its next part, heartbeat or publish; a
+    # checkpoint with nothing new writes nothing):
+    zombie.write(PART, data[PART : 2 * PART])
     with pytest.raises(OwnershipLost, match="another try took over") as caught:
         zombie.make_durable()
     assert caught.value.retriable
@@ -228,7 +231,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_stops(s3_bucket: tuple
         == hashlib.sha256(data).hexdigest()
         == object_sha256(client, bucket, "data/file.bin")
     )
-    write_all(zombie, data, start=PART)
+    write_all(zombie, data, start=2 * PART)
     # the taker published (its upload is complete, its state deleted): the zombie fails retriably
     with pytest.raises((OwnershipLost, UploadAborted)) as late:
         zombie.publish()
@@ -368,3 +371,29 @@ def test_each_checksum_setting_publishes_the_exact_bytes(moto_server: Any, check
     )
     if checksum == "off":
         assert client.meta.config.request_checksum_calculation == "when_required"
+
+
+def test_a_checkpoint_with_no_new_part_writes_the_manifest_only_as_a_heartbeat(
+    s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = s3_bucket
+    data = os.urandom(2 * PART)
+    now = [1_000_000.0]
+    writer = S3MultipartUpload(
+        client, S3Target(bucket, "data/file.bin"), fingerprint("/remote/file.bin", data),
+        UploadSettings(part_size=PART, lease_seconds=120.0), clock=lambda: now[0],
+    )  # fmt: skip
+    writer.load_state()
+    writer.restart(fresh=True)
+    writer.write(0, data[: PART + 10])
+    writer.make_durable()
+    etag = writer.store.etag
+    now[0] += 10.0
+    writer.make_durable()  # nothing new, heartbeat fresh: no request
+    assert writer.store.etag == etag
+    now[0] += 30.0  # a quarter of the lease since the last write: a heartbeat
+    writer.make_durable()
+    assert writer.store.etag != etag
+    manifest = writer.store.read()
+    assert manifest is not None
+    assert manifest.owner.heartbeat == now[0]

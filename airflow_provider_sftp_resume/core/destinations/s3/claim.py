@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 
 META_FINGERPRINT = "sftp-resume-fingerprint"
 META_SHA256 = "sftp-resume-sha256"
-#: A claim whose heartbeat is older than this is abandoned and may be taken over.
-DEFAULT_LEASE_SECONDS = 600.0
+#: A claim whose heartbeat is older than this is abandoned and may be taken over. Shorter than
+#: Airflow's default retry_delay (300 s), so a retry on another worker after a kill -9 resumes; an
+#: owner heartbeats HEARTBEATS_PER_LEASE times a lease, and a taken-over owner stops at its next
+#: conditional write, so a short lease costs churn on a stalled link, never a mixed object.
+DEFAULT_LEASE_SECONDS = 120.0
+HEARTBEATS_PER_LEASE = 4
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3.claim import Claim, load_claim
+from airflow_provider_sftp_resume.core.destinations.s3.claim import HEARTBEATS_PER_LEASE, Claim, load_claim
 from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS, Manifest, PartRecord
 from airflow_provider_sftp_resume.core.destinations.s3.objects import abort_upload, create_upload, put_whole
 from airflow_provider_sftp_resume.core.destinations.s3.parts import PartPlan
@@ -71,6 +71,7 @@ class S3MultipartUpload:
             raise ValueError(f"checksum={self.settings.checksum!r} is not one of {CHECKSUMS}")
         self.plan = PartPlan.for_size(source.size, self.settings.part_size)
         self.target, self.source, self._client, self._clock = target, source, client, clock
+        self._heartbeat = self.settings.lease_seconds / HEARTBEATS_PER_LEASE
         self.owner = owner or new_owner()
         self.store = ManifestStore(client, target)
         self.claim = Claim(None)
@@ -200,11 +201,12 @@ class S3MultipartUpload:
             self._done.update((record.number, record) for record in records)
         if self._manifest is None:
             return 0
-        parts = tuple(self._done[n] for n in range(1, cut + 1))
-        self._manifest = replace(
-            self._manifest.with_parts(parts, state), owner=replace(self.owner, heartbeat=self._clock())
-        )
-        self._save(self._manifest)
+        parts, now = tuple(self._done[n] for n in range(1, cut + 1)), self._clock()
+        # A write per new part, else a heartbeat a few times a lease: not one per checkpoint interval.
+        if parts != self._manifest.parts or now - self._manifest.owner.heartbeat >= self._heartbeat:
+            owner = replace(self.owner, heartbeat=now)
+            self._manifest = replace(self._manifest.with_parts(parts, state), owner=owner)
+            self._save(self._manifest)
         return self._manifest.kept_bytes
 
     def sha256(self) -> str:
