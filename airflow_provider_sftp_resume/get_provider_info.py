@@ -50,6 +50,14 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "SFTP Resume",
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_provider_sftp_resume.transfers.sftp_to_s3",
+                "how-to-guide": "https://pypi.org/project/airflow-provider-sftp-resume/",
+            }
+        ],
         "sensors": [
             {
                 "integration-name": "SFTP Resume",

@@ -15,6 +15,7 @@ from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.runner import AbortableRun
 from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
 from airflow_provider_sftp_resume.core.transfers.download import download_file
+from airflow_provider_sftp_resume.core.transfers.to_s3 import copy_to_s3
 from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, UploadResult, upload_file
 from airflow_provider_sftp_resume.core.watch.stability import Snapshot, StableSpec, take_snapshot
 from airflow_provider_sftp_resume.hooks.connection import (
@@ -27,11 +28,13 @@ from airflow_provider_sftp_resume.hooks.connection import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
     from airflow_provider_sftp_resume.core.logs import Logger
     from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
     from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, DownloadResult
     from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
     from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
+    from airflow_provider_sftp_resume.core.transfers.to_s3 import S3CopyResult
 
 R = TypeVar("R")
 
@@ -180,6 +183,23 @@ class ResumableSFTPHook(SFTPHook):
         """
         session, log = self._session(logger)
         return self._run(partial(upload_file, session, local_path, remote_path, options, logger=log))
+
+    def copy_to_s3_resumable(
+        self, remote_path: str, s3_client: Any, target: S3Target, options: DownloadOptions, **kwargs: Any
+    ) -> S3CopyResult:
+        """
+        Copy ``remote_path`` into an S3 object, resuming the upload an earlier try left in the bucket.
+
+        :param remote_path: the file on the server
+        :param s3_client: a boto3 S3 client
+        :param target: bucket, key and the prefix of the resume state
+        :param options: verification, timeouts and other knobs
+        :param kwargs: ``settings``, ``post_action``, ``logger`` of :func:`~.core.transfers.to_s3.copy_to_s3`
+        """
+        session, log = self._session(kwargs.pop("logger", None))
+        return self._run(
+            partial(copy_to_s3, session, remote_path, s3_client, target, options, logger=log, **kwargs)
+        )
 
     def remote_snapshot(self, spec: StableSpec) -> Snapshot:
         """

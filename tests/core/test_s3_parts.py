@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sftp_resume.core.destinations.s3_errors import PartSizeOutOfRange, SourceTooLarge
-from airflow_provider_sftp_resume.core.destinations.s3_parts import (
+from airflow_provider_sftp_resume.core.destinations.s3.errors import PartSizeOutOfRange, SourceTooLarge
+from airflow_provider_sftp_resume.core.destinations.s3.parts import (
     DEFAULT_MIN_PART_SIZE,
     MAX_OBJECT_SIZE,
     MAX_PARTS,

@@ -18,7 +18,7 @@ from typing import Any
 import airflow_provider_sftp_resume
 
 PACKAGE = "airflow-provider-sftp-resume"
-KINDS = ("hooks", "operators", "sensors", "triggers")
+KINDS = ("hooks", "operators", "sensors", "triggers", "transfers")
 
 
 def provider_info() -> dict[str, Any]:
@@ -32,6 +32,8 @@ def provider_info() -> dict[str, Any]:
 
 
 def listed(info: dict[str, Any], kind: str) -> set[str]:
+    if kind == "transfers":  # one module per source/target pair, as Airflow's schema has it
+        return {group["python-module"] for group in info.get(kind, [])}
     return {module for group in info.get(kind, []) for module in group["python-modules"]}
 
 
@@ -59,6 +61,8 @@ def shipped() -> dict[str, set[str]]:
         module = importlib.import_module(module_info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             kind = kind_of(cls)
+            if kind == "operators" and module.__name__.startswith("airflow_provider_sftp_resume.transfers."):
+                kind = "transfers"
             if cls.__module__ == module.__name__ and kind is not None:
                 found[kind].add(module.__name__)
     return found

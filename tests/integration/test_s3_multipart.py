@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target, list_parts
-from airflow_provider_sftp_resume.core.destinations.s3_claim import META_FINGERPRINT, META_SHA256
-from airflow_provider_sftp_resume.core.destinations.s3_errors import (
+from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target, list_parts
+from airflow_provider_sftp_resume.core.destinations.s3.claim import META_FINGERPRINT, META_SHA256
+from airflow_provider_sftp_resume.core.destinations.s3.errors import (
     OwnershipLost,
     S3BucketNotFound,
     S3KeyInvalid,
     UploadAborted,
     UploadBusy,
 )
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import Manifest, fingerprint_digest
-from airflow_provider_sftp_resume.core.destinations.s3_multipart import S3MultipartUpload
-from airflow_provider_sftp_resume.core.destinations.s3_settings import UploadSettings, client_config_kwargs
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.multipart import S3MultipartUpload
+from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings, client_config_kwargs
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 
 MiB = 1024 * 1024
@@ -109,9 +109,9 @@ def test_the_object_appears_only_when_complete(s3_bucket: tuple[Any, str]) -> No
 CHILD = """
 import json, os, sys
 from tests.support.s3 import MotoServer
-from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target
-from airflow_provider_sftp_resume.core.destinations.s3_multipart import S3MultipartUpload
-from airflow_provider_sftp_resume.core.destinations.s3_settings import UploadSettings, client_config_kwargs
+from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
+from airflow_provider_sftp_resume.core.destinations.s3.multipart import S3MultipartUpload
+from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings, client_config_kwargs
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 
 port, bucket, source = int(sys.argv[1]), sys.argv[2], sys.argv[3]

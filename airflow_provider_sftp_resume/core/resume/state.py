@@ -138,7 +138,7 @@ class ResumeState:
         :raises UnusableState: the text is not a valid sidecar of this version
         """
         document = load_document(text, SIDECAR_FORMAT, SIDECAR_VERSION)
-        remote = _parse_fingerprint(document.get("remote"))
+        remote = parse_fingerprint(document.get("remote"))
         segments = _parse_segments(document.get("segments"), remote.size)
         return cls(remote=remote, segments=segments)
 
@@ -179,7 +179,12 @@ def require_offset(obj: dict[str, Any], name: str) -> int:
     return value
 
 
-def _parse_fingerprint(obj: object) -> RemoteFingerprint:
+def parse_fingerprint(obj: object) -> RemoteFingerprint:
+    """
+    Parse a remote file's fingerprint from a state document (the sidecar's, or the S3 manifest's).
+
+    :raises UnusableState: it is missing or malformed
+    """
     if not isinstance(obj, dict):
         raise UnusableState("sidecar has no remote fingerprint")
     fingerprint = RemoteFingerprint(

@@ -137,7 +137,7 @@ class RemotePostAction:
             return "deleted"
         wanted = self.destination(remote_path, relative)
         await fs.make_dirs(posixpath.dirname(wanted))
-        destination = await _free_name(fs, wanted)
+        destination = await free_name(fs, wanted)
         replace(record, destination=destination).write(local_path)
         await fs.rename(remote_path, destination)
         PostActionRecord.clear(local_path)
@@ -173,7 +173,7 @@ class RemotePostAction:
         return done, record
 
 
-async def _free_name(fs: RemoteFileSystem, wanted: str) -> str:
+async def free_name(fs: RemoteFileSystem, wanted: str) -> str:
     """``wanted``, or the first of ``wanted.1``, ``wanted.2``, ... that does not exist."""
     for number in range(MAX_ARCHIVE_NAMES):
         candidate = f"{wanted}.{number}" if number else wanted

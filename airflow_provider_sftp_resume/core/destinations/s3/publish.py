@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_calls import call, list_parts
-from airflow_provider_sftp_resume.core.destinations.s3_claim import META_SHA256
+from airflow_provider_sftp_resume.core.destinations.s3.calls import call, list_parts
+from airflow_provider_sftp_resume.core.destinations.s3.claim import META_SHA256
+from airflow_provider_sftp_resume.core.destinations.s3.settings import Published
 from airflow_provider_sftp_resume.core.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target
-    from airflow_provider_sftp_resume.core.destinations.s3_manifest import PartRecord
+    from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
+    from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, PartRecord
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +76,25 @@ def check_published(client: Any, target: S3Target, size: int, sha256: str) -> di
     except Exception as exc:  # a tag is a convenience: the sha256 is in the result too
         log.warning("Could not tag %s with its sha256: %s", target.describe(), exc)
     return head
+
+
+def complete_checked(client: Any, target: S3Target, manifest: Manifest, page: int) -> Published:
+    """
+    Complete the upload of ``manifest`` (every part recorded, its ``sha256`` set), then HEAD and tag it.
+
+    :raises IntegrityError: S3's parts or the object differ from what was sent
+    """
+    size = manifest.kept_bytes
+    answer = complete(client, target, manifest.upload_id, manifest.parts, manifest.checksum, page=page)
+    check_published(client, target, size, manifest.sha256)
+    return Published(
+        size, manifest.sha256, answer.get("ETag", ""), answer.get("VersionId"), len(manifest.parts)
+    )
+
+
+def published_earlier(client: Any, target: S3Target, manifest: Manifest, size: int) -> Published:
+    """The object an earlier try completed (it crashed before cleaning up), checked with HEAD."""
+    head = check_published(client, target, size, manifest.sha256)
+    return Published(
+        size, manifest.sha256, head.get("ETag", ""), head.get("VersionId"), len(manifest.parts), already=True
+    )

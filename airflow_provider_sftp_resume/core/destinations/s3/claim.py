@@ -1,39 +1,32 @@
 """
 Claiming an upload: read the manifest, respect a live owner, reconcile the claim with ListParts.
 
-The manifest is written with conditional requests where the store has them (``If-None-Match: *``
-to create, ``If-Match: <etag>`` to update; AWS S3 since 2024, MinIO, moto): a try whose write is
-refused has lost the upload to another try. A store that answers ``NotImplemented`` gets plain
-writes after a read-back comparison instead (racy by a request's time; logged once).
-
 The manifest is a claim, ListParts is the truth: a part the manifest lists but S3 lacks, or has with
 another size or ETag, is dropped, and the kept prefix is the run of good parts from part 1, cut back
-to the newest whole-file hash state at or before its end.
+to the newest whole-file hash state at or before its end. An owner whose heartbeat is younger than
+the lease holds the upload, unless it ran on this host and its process is gone (a task killed with
+``kill -9`` and retried on the same worker resumes at once; on another worker it waits the lease).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_calls import (
-    S3Target,
-    call,
-    error_code,
-    failure,
-    is_not_implemented,
-    list_parts,
-)
-from airflow_provider_sftp_resume.core.destinations.s3_errors import UploadAborted, UploadBusy
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import Manifest, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target, error_code, failure, list_parts
+from airflow_provider_sftp_resume.core.destinations.s3.errors import UploadAborted, UploadBusy
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestConflict, ManifestStore
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, UnusableState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
+    from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
 
 log = logging.getLogger(__name__)
 
@@ -41,115 +34,6 @@ META_FINGERPRINT = "sftp-resume-fingerprint"
 META_SHA256 = "sftp-resume-sha256"
 #: A claim whose heartbeat is older than this is abandoned and may be taken over.
 DEFAULT_LEASE_SECONDS = 600.0
-_CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
-
-
-class ManifestConflict(Exception):
-    """Another try wrote the manifest since this one read it (the conditional write was refused)."""
-
-
-class ManifestStore:
-    """
-    Read and write one upload's manifest object, conditionally.
-
-    :param client: a boto3 S3 client
-    :param target: the upload's target (the manifest key derives from it)
-    """
-
-    def __init__(self, client: Any, target: S3Target) -> None:
-        self._client = client
-        self._target = target
-        #: ETag of the manifest as last read or written; ``None`` while there is none
-        self.etag: str | None = None
-        #: whether the store honours If-Match / If-None-Match (cleared on its first ``NotImplemented``)
-        self.conditional_writes = True
-
-    @property
-    def key(self) -> str:
-        """The manifest's key."""
-        return self._target.manifest_key
-
-    def read(self) -> Manifest | None:
-        """
-        Return the manifest, or ``None`` if there is none.
-
-        :raises UnusableState: there is one, but it cannot be trusted (:attr:`etag` is set: it can be
-            replaced)
-        """
-        try:
-            answer = self._client.get_object(Bucket=self._target.bucket, Key=self.key)
-        except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                self.etag = None
-                return None
-            raise failure(exc, self._target, "read the resume state") from exc
-        self.etag = answer["ETag"]
-        return Manifest.from_json(answer["Body"].read(MAX_READ))
-
-    def write(self, manifest: Manifest) -> None:
-        """
-        Create the manifest (there was none) or replace the one last read or written.
-
-        :raises ManifestConflict: another try wrote it in between
-        """
-        condition = {"IfMatch": self.etag} if self.etag else {"IfNoneMatch": "*"}
-        body = manifest.to_json()
-        try:
-            answer = self._put(body, condition if self.conditional_writes else {})
-        except ManifestConflict:
-            raise
-        except Exception as exc:
-            if not (self.conditional_writes and is_not_implemented(exc)):
-                raise
-            log.warning(
-                "The store at %s has no conditional writes; the resume state is written plainly", self.key
-            )
-            self.conditional_writes = False
-            answer = self._put(body, {})
-        self.etag = answer["ETag"]
-
-    def delete(self) -> None:
-        """Delete the manifest (nothing happens if it is gone)."""
-        call(
-            self._target,
-            "delete the resume state",
-            self._client.delete_object,
-            Bucket=self._target.bucket,
-            Key=self.key,
-        )
-        self.etag = None
-
-    def _put(self, body: bytes, condition: dict[str, str]) -> Any:
-        if not self.conditional_writes:
-            self._compare_before_plain_write()
-        try:
-            return self._client.put_object(
-                Bucket=self._target.bucket,
-                Key=self.key,
-                Body=body,
-                ContentType="application/json",
-                **condition,
-            )
-        except Exception as exc:
-            # If-Match on a manifest that another try deleted (it published) answers NoSuchKey
-            if error_code(exc) in _CONFLICT or ("IfMatch" in condition and error_code(exc) == "NoSuchKey"):
-                raise ManifestConflict(str(exc)) from exc
-            if is_not_implemented(exc):
-                raise
-            raise failure(exc, self._target, "write the resume state") from exc
-
-    def _compare_before_plain_write(self) -> None:
-        try:
-            current = self._client.head_object(Bucket=self._target.bucket, Key=self.key)["ETag"]
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
-                raise failure(exc, self._target, "read the resume state") from exc
-            current = None
-        if current != self.etag:
-            raise ManifestConflict(f"{self.key} changed since it was read")
-
-
-MAX_READ = 4 * 1024 * 1024 + 1  # one byte over MAX_MANIFEST_BYTES, so an oversized one is rejected
 
 
 @dataclass(frozen=True)
@@ -205,7 +89,7 @@ def load_claim(
     if manifest is None:
         return Claim(None)
     owner = manifest.owner
-    if owner.token != me.token and clock() - owner.heartbeat < lease_seconds:
+    if owner.token != me.token and clock() - owner.heartbeat < lease_seconds and not is_gone(owner):
         raise busy(target, owner, clock)
     if (manifest.bucket, manifest.key) != (target.bucket, target.key):
         return Claim(None, "the resume state names another object", stale_upload_id=None)
@@ -217,7 +101,7 @@ def load_claim(
     try:
         truth = list_parts(client, target, manifest.upload_id, page=page)
     except UploadAborted as exc:
-        if manifest.sha256 and is_published(client, target, source):
+        if manifest.sha256 and is_published(client, target, manifest.source):
             return Claim(None, published=manifest)
         return Claim(None, restart_reason=str(exc))
     kept = reconcile(manifest, truth)
@@ -256,6 +140,19 @@ def reconcile(manifest: Manifest, truth: list[dict[str, Any]]) -> Manifest:
         parts.append(part)
         offset += part.size
     return replace(manifest, parts=tuple(parts), hash_states=states)
+
+
+def is_gone(owner: Owner) -> bool:
+    """Whether ``owner`` ran on this host and its process no longer exists (it cannot hold the upload)."""
+    if owner.host != socket.gethostname() or owner.pid == os.getpid():
+        return False
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists under another user
+    return False
 
 
 def busy(target: S3Target, owner: Owner, clock: Callable[[], float]) -> UploadBusy:

@@ -7,50 +7,36 @@ synchronous), so memory is bounded by ``(max_in_flight + 1) * part_size``. Each 
 sha256 are recorded; the whole-file SHA-256 advances one complete part at a time, so its state is
 always at a part boundary and :meth:`S3MultipartUpload.make_durable` can save it in the manifest.
 
-The lifecycle maps onto the destination seam: :meth:`~S3MultipartUpload.load_state` (the claim of
-earlier tries, reconciled with ListParts), :meth:`~S3MultipartUpload.restart` (continue from the
-kept parts, or start fresh), :meth:`~S3MultipartUpload.write`,
-:meth:`~S3MultipartUpload.make_durable` (the checkpoint), :meth:`~S3MultipartUpload.publish`
-(CompleteMultipartUpload, checked with HEAD) and :meth:`~S3MultipartUpload.discard` (abort). A
-file smaller than one part is buffered and goes up as a single ``PutObject`` at publish.
+:class:`~.destination.S3Destination` maps this writer onto the destination seam. A file smaller
+than one part is buffered and goes up as a single ``PutObject`` at publish. ``write`` and
+``make_durable`` may run on two threads at once (the fill and the checkpointer): a lock keeps the
+recorded hash state and parts consistent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_calls import call, error_code
-from airflow_provider_sftp_resume.core.destinations.s3_claim import (
-    META_FINGERPRINT,
-    META_SHA256,
-    Claim,
-    ManifestConflict,
-    ManifestStore,
-    load_claim,
-)
-from airflow_provider_sftp_resume.core.destinations.s3_errors import OwnershipLost
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import (
-    CHECKSUMS,
-    Manifest,
-    PartRecord,
-    fingerprint_digest,
-)
-from airflow_provider_sftp_resume.core.destinations.s3_parts import PartPlan
-from airflow_provider_sftp_resume.core.destinations.s3_publish import check_published, complete
-from airflow_provider_sftp_resume.core.destinations.s3_settings import Published, UploadSettings, new_owner
-from airflow_provider_sftp_resume.core.destinations.s3_uploader import PartUploader, checksum_arguments
+from airflow_provider_sftp_resume.core.destinations.s3.claim import Claim, load_claim
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS, Manifest, PartRecord
+from airflow_provider_sftp_resume.core.destinations.s3.objects import abort_upload, create_upload, put_whole
+from airflow_provider_sftp_resume.core.destinations.s3.parts import PartPlan
+from airflow_provider_sftp_resume.core.destinations.s3.publish import complete_checked, published_earlier
+from airflow_provider_sftp_resume.core.destinations.s3.settings import Published, UploadSettings, new_owner
+from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestStore, save_owned
+from airflow_provider_sftp_resume.core.destinations.s3.uploader import PartUploader
 from airflow_provider_sftp_resume.core.errors import IntegrityError
 from airflow_provider_sftp_resume.core.resume.resumable_sha256 import ResumableSha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target
-    from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
+    from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
+    from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
     from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 
 log = logging.getLogger(__name__)
@@ -95,6 +81,7 @@ class S3MultipartUpload:
         self._next_part = 1
         self._done: dict[int, PartRecord] = {}
         self._parts = PartUploader(client, target, self.settings.checksum, self.settings.max_in_flight)
+        self._lock = threading.Lock()
 
     @property
     def description(self) -> str:
@@ -105,6 +92,11 @@ class S3MultipartUpload:
     def written(self) -> int:
         """Bytes handed to :meth:`write` so far (from offset 0, kept parts included)."""
         return self._written
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet cut into a part."""
+        return len(self._buffer)
 
     def load_state(self) -> Claim:
         """
@@ -131,13 +123,16 @@ class S3MultipartUpload:
         """The parts :meth:`load_state` kept (for the overlap check against re-read source bytes)."""
         return self.claim.manifest.parts if self.claim.manifest else ()
 
-    def restart(self, fresh: bool) -> int:
+    def restart(self, fresh: bool, source: RemoteFingerprint | None = None) -> int:
         """
         Start writing: after the kept parts, or (``fresh``) from byte 0 with a new upload.
 
         :param fresh: drop what :meth:`load_state` kept (the caller's checks failed, or nothing was kept)
+        :param source: the source's fingerprint as the fresh start took it (default: the one given)
         :return: the offset the next :meth:`write` must start at
         """
+        if source is not None:
+            self.source = source
         manifest = self.claim.manifest
         if manifest is not None and not fresh and not self.plan.single_put:
             self._manifest = manifest
@@ -148,25 +143,17 @@ class S3MultipartUpload:
             self._next_part = len(manifest.parts) + 1
             return self._written
         for upload_id in {self.claim.stale_upload_id, manifest.upload_id if manifest else None} - {None}:
-            self._abort(str(upload_id))
+            abort_upload(self._client, self.target, str(upload_id))
         self._done, self._hash, self._written, self._next_part = {}, ResumableSha256(), 0, 1
         if self.plan.single_put:
             if self.store.etag:
                 self.store.delete()
             return 0
-        answer = call(
-            self.target,
-            "create the multipart upload",
-            self._client.create_multipart_upload,
-            Bucket=self.target.bucket,
-            Key=self.target.key,
-            Metadata=self._metadata(),
-            **({"ChecksumAlgorithm": self.settings.checksum} if self.settings.checksum != "off" else {}),
-        )
+        upload_id = create_upload(self._client, self.target, self.source, self.settings.checksum)
         self._manifest = Manifest(
             bucket=self.target.bucket,
             key=self.target.key,
-            upload_id=answer["UploadId"],
+            upload_id=upload_id,
             part_size=self.plan.part_size,
             checksum=self.settings.checksum,
             source=self.source,
@@ -182,6 +169,10 @@ class S3MultipartUpload:
         :param offset: must be :attr:`written` (bytes arrive in file order)
         :param data: the bytes
         """
+        with self._lock:
+            self._take(offset, data)
+
+    def _take(self, offset: int, data: bytes) -> None:
         if offset != self._written:
             raise ValueError(f"S3 takes bytes in file order: expected offset {self._written}, got {offset}")
         if self._written + len(data) > self.plan.size:
@@ -202,13 +193,16 @@ class S3MultipartUpload:
         :raises OwnershipLost: another try took the upload over
         :raises UploadAborted: S3 no longer has the upload
         """
-        self._wait()
+        with self._lock:  # what was cut so far, and the whole-file hash at its end
+            in_flight, state, cut = self._parts.take(), self._hash.state(), self._next_part - 1
+        records = PartUploader.wait_for(in_flight)
+        with self._lock:
+            self._done.update((record.number, record) for record in records)
         if self._manifest is None:
             return 0
-        parts = tuple(self._done[n] for n in sorted(self._done))
+        parts = tuple(self._done[n] for n in range(1, cut + 1))
         self._manifest = replace(
-            self._manifest.with_parts(parts, self._hash.state()),
-            owner=replace(self.owner, heartbeat=self._clock()),
+            self._manifest.with_parts(parts, state), owner=replace(self.owner, heartbeat=self._clock())
         )
         self._save(self._manifest)
         return self._manifest.kept_bytes
@@ -229,7 +223,12 @@ class S3MultipartUpload:
         if self._written != self.plan.size:
             raise IntegrityError(f"only {self._written} of {self.plan.size} bytes reached {self.description}")
         if self.plan.single_put:
-            return self._put_whole()
+            published = put_whole(
+                self._client, self.target, bytes(self._buffer), self.source, self.settings.checksum
+            )
+            self._buffer.clear()
+            self._parts.close()
+            return published
         if self._buffer:
             self._cut(len(self._buffer))
         self._wait()
@@ -238,17 +237,9 @@ class S3MultipartUpload:
         parts = tuple(self._done[n] for n in sorted(self._done))
         self._manifest = replace(self._manifest, parts=parts, sha256=sha256)
         self._save(self._manifest)  # proves this try still owns the upload, and records the sha256
-        answer = complete(
-            self._client,
-            self.target,
-            self._manifest.upload_id,
-            parts,
-            self.settings.checksum,
-            page=self.settings.list_page,
-        )
-        check_published(self._client, self.target, self.plan.size, sha256)
+        published = complete_checked(self._client, self.target, self._manifest, self.settings.list_page)
         self._cleanup()
-        return Published(self.plan.size, sha256, answer.get("ETag", ""), answer.get("VersionId"), len(parts))
+        return published
 
     def _cleanup(self) -> None:
         self._parts.close()
@@ -260,29 +251,35 @@ class S3MultipartUpload:
         manifest = self.claim.published
         if manifest is None:
             raise ValueError("load_state found no published object to finish")
-        head = check_published(self._client, self.target, self.plan.size, manifest.sha256)
+        published = published_earlier(self._client, self.target, manifest, self.plan.size)
         self._cleanup()
-        return Published(
-            self.plan.size,
-            manifest.sha256,
-            head.get("ETag", ""),
-            head.get("VersionId"),
-            len(manifest.parts),
-            True,
-        )
+        return published
 
     def discard(self) -> None:
         """Abort the multipart upload and delete the manifest: nothing is left that costs money."""
         self._parts.close(cancel=True)
-        for upload_id in {
-            self._manifest.upload_id if self._manifest else None,
-            self.claim.stale_upload_id,
-        } - {None}:
-            self._abort(str(upload_id))
+        mine = self._manifest.upload_id if self._manifest else None
+        for upload_id in {mine, self.claim.stale_upload_id} - {None}:
+            abort_upload(self._client, self.target, str(upload_id))
         if self.store.etag:
             self.store.delete()
 
-    # -- helpers ---------------------------------------------------------------------------------
+    def release(self) -> None:
+        """
+        After a failed try: keep the upload and the manifest, but give up the claim (heartbeat 0).
+
+        The next try, on any worker, resumes at once instead of waiting for this try's lease to run
+        out. Best effort: a try that cannot write the manifest now leaves its lease to expire.
+        """
+        self._parts.close(cancel=True)
+        if self._manifest is None or not self.store.etag:
+            return
+        try:
+            self._save(replace(self._manifest, owner=replace(self.owner, heartbeat=0.0)))
+        except Exception as exc:
+            log.info(
+                "Could not release the claim on %s (%s); its lease expires on its own", self.description, exc
+            )
 
     def _cut(self, length: int) -> None:
         assert self._manifest is not None
@@ -296,50 +293,5 @@ class S3MultipartUpload:
         for record in self._parts.wait():
             self._done[record.number] = record
 
-    def _metadata(self, sha256: str = "") -> dict[str, str]:
-        metadata = {
-            META_FINGERPRINT: fingerprint_digest(self.source),
-            "sftp-resume-size": str(self.source.size),
-        }
-        return {**metadata, META_SHA256: sha256} if sha256 else metadata
-
     def _save(self, manifest: Manifest) -> None:
-        try:
-            self.store.write(manifest)
-        except ManifestConflict:
-            try:
-                other = self.store.read()
-            except Exception:
-                other = None
-            who = other.owner.describe() if other else "unknown (the state was deleted)"
-            raise OwnershipLost(
-                f"another try took over the upload of {self.description} ({who}) after this try's lease "
-                "expired: this try stops without publishing",
-                owner=other.owner if other else None,
-            ) from None
-
-    def _abort(self, upload_id: str) -> None:
-        try:
-            self._client.abort_multipart_upload(
-                Bucket=self.target.bucket, Key=self.target.key, UploadId=upload_id
-            )
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchUpload", "404"):
-                log.warning("Could not abort the old multipart upload of %s: %s", self.description, exc)
-
-    def _put_whole(self) -> Published:
-        data = bytes(self._buffer)
-        digest = hashlib.sha256(data).digest()
-        answer = call(
-            self.target,
-            "put the object",
-            self._client.put_object,
-            Bucket=self.target.bucket,
-            Key=self.target.key,
-            Body=data,
-            Metadata=self._metadata(digest.hex()),
-            **checksum_arguments(self.settings.checksum, digest),
-        )
-        self._buffer.clear()
-        self._parts.close()
-        return Published(len(data), digest.hex(), answer.get("ETag", ""), answer.get("VersionId"), 1)
+        save_owned(self.store, manifest, self.description)

@@ -2,7 +2,7 @@
 Parts in flight: upload at most ``max_in_flight`` parts at once, on threads (boto3 is synchronous).
 
 Each part's ETag, sha256 and per-part checksum are recorded. A failed part that turns out to belong
-to an upload S3 no longer has becomes :class:`~.s3_errors.UploadAborted` (some stores answer a part
+to an upload S3 no longer has becomes :class:`~.errors.UploadAborted` (some stores answer a part
 for an aborted upload with a 500 rather than ``NoSuchUpload``; a ListParts settles it).
 """
 
@@ -14,11 +14,12 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_calls import call, list_parts
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import PartRecord
+from airflow_provider_sftp_resume.core.destinations.s3.calls import call, list_parts
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import PartRecord
+from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.destinations.s3_calls import S3Target
+    from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
 
 
 class PartUploader:
@@ -47,7 +48,16 @@ class PartUploader:
 
     def wait(self) -> list[PartRecord]:
         """Wait for every part in flight; return their records, or raise the first failure."""
+        return self.wait_for(self.take())
+
+    def take(self) -> list[Future[PartRecord]]:
+        """Hand over the parts in flight (to wait for them without holding up :meth:`submit`)."""
         futures, self._futures = self._futures, []
+        return futures
+
+    @staticmethod
+    def wait_for(futures: list[Future[PartRecord]]) -> list[PartRecord]:
+        """Wait for ``futures``; return their records, or raise the first failure."""
         records, first = [], None
         for future in futures:
             try:
@@ -88,7 +98,8 @@ class PartUploader:
         checksum = (
             answer.get("ChecksumSHA256") or answer.get("ChecksumCRC32") or extra.get("ChecksumSHA256", "")
         )
-        return PartRecord(number, len(data), answer["ETag"], digest.hex(), checksum)
+        tail = hashlib.sha256(data[-OVERLAP_LENGTH:]).hexdigest()
+        return PartRecord(number, len(data), answer["ETag"], digest.hex(), checksum, tail)
 
 
 def checksum_arguments(checksum: str, digest: bytes) -> dict[str, str]:

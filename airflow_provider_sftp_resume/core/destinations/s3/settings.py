@@ -12,9 +12,9 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from airflow_provider_sftp_resume.core.destinations.s3_claim import DEFAULT_LEASE_SECONDS
-from airflow_provider_sftp_resume.core.destinations.s3_manifest import CHECKSUMS
-from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
+from airflow_provider_sftp_resume.core.destinations.s3.claim import DEFAULT_LEASE_SECONDS
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS
+from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
 
 
 def client_config_kwargs(checksum: str) -> dict[str, str]:
@@ -41,7 +41,7 @@ class UploadSettings:
     """
     The knobs of an S3 upload.
 
-    :param part_size: bytes per part; ``None`` for automatic (see :func:`.s3_parts.auto_part_size`)
+    :param part_size: bytes per part; ``None`` for automatic (see :func:`.parts.auto_part_size`)
     :param max_in_flight: parts uploading at once
     :param checksum: per-part checksum sent to S3: ``"SHA256"``, ``"CRC32"`` or ``"off"``
     :param lease_seconds: a claim whose heartbeat is older than this may be taken over

@@ -2,7 +2,7 @@
 The S3 resume state: a small JSON manifest object in the bucket, next to no worker's disk.
 
 A try on any worker reads it to resume. It is a *claim*: the parts that really exist are read back
-with ListParts (:mod:`.s3_claim` reconciles the two). It is data, never code: a manifest that is too
+with ListParts (:mod:`.claim` reconciles the two). It is data, never code: a manifest that is too
 big, not JSON, of another format or version, or that claims impossible parts is rejected as a whole
 (:class:`~airflow_provider_sftp_resume.core.resume.state.UnusableState`) and the upload restarts.
 It holds no credentials: bucket, key, upload id, part size, the source fingerprint, the kept parts
@@ -18,12 +18,13 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
-from airflow_provider_sftp_resume.core.destinations.s3_parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
+from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
+from airflow_provider_sftp_resume.core.destinations.s3.parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from airflow_provider_sftp_resume.core.resume.resumable_sha256 import Sha256State
 from airflow_provider_sftp_resume.core.resume.state import (
     RemoteFingerprint,
     UnusableState,
+    parse_fingerprint,
     require_field,
     require_offset,
 )
@@ -48,6 +49,8 @@ class PartRecord:
     :param etag: the ETag S3 answered for it
     :param sha256: hex sha256 of the part's bytes (the overlap check compares re-read source bytes)
     :param checksum: the per-part checksum S3 stored (base64), empty when checksums are off
+    :param tail_sha256: hex sha256 of the part's last :data:`~.resume.verify.OVERLAP_LENGTH` bytes
+        (the overlap check's window before a durable offset); empty when not recorded
     """
 
     number: int
@@ -55,6 +58,7 @@ class PartRecord:
     etag: str
     sha256: str
     checksum: str = ""
+    tail_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class Manifest:
         :raises UnusableState: the text is not a valid manifest of this version
         """
         document = _load(text)
-        source = _fingerprint(document.get("source"))
+        source = parse_fingerprint(document.get("source"))
         manifest = cls(
             bucket=require_field(document, "bucket", str),
             key=require_field(document, "key", str),
@@ -153,18 +157,6 @@ def _load(text: bytes | str) -> dict[str, Any]:
     return document
 
 
-def _fingerprint(obj: object) -> RemoteFingerprint:
-    if not isinstance(obj, dict):
-        raise UnusableState("manifest has no source fingerprint")
-    return RemoteFingerprint(
-        path=require_field(obj, "path", str),
-        size=require_offset(obj, "size"),
-        mtime=require_field(obj, "mtime", int),
-        tail_length=require_offset(obj, "tail_length"),
-        tail_sha256=require_field(obj, "tail_sha256", str),
-    )
-
-
 def _owner(obj: object) -> Owner:
     if not isinstance(obj, dict):
         raise UnusableState("manifest has no owner")
@@ -193,6 +185,7 @@ def _parts(obj: object) -> tuple[PartRecord, ...]:
                 etag=require_field(item, "etag", str),
                 sha256=require_field(item, "sha256", str),
                 checksum=require_field(item, "checksum", str),
+                tail_sha256=str(item.get("tail_sha256", "")),
             )
         )
     return tuple(parts)
@@ -217,6 +210,8 @@ def _check(manifest: Manifest) -> None:
         if part.size != manifest.part_size and index != len(manifest.parts):
             raise UnusableState(f"manifest part {index} has size {part.size}, not the part size")
         if not 0 < part.size <= manifest.part_size or not _SHA256_HEX.fullmatch(part.sha256):
+            raise UnusableState(f"manifest part {index} has an impossible size or sha256")
+        if part.tail_sha256 and not _SHA256_HEX.fullmatch(part.tail_sha256):
             raise UnusableState(f"manifest part {index} has an impossible size or sha256")
         if not 0 < len(part.etag) <= 1024:
             raise UnusableState(f"manifest part {index} has no ETag")

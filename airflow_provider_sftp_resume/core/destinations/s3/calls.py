@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3_errors import (
+from airflow_provider_sftp_resume.core.destinations.s3.errors import (
     S3AccessDenied,
     S3BucketNotFound,
     S3KeyInvalid,

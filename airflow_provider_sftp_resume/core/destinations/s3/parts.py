@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_sftp_resume.core.destinations.s3_errors import PartSizeOutOfRange, SourceTooLarge
+from airflow_provider_sftp_resume.core.destinations.s3.errors import PartSizeOutOfRange, SourceTooLarge
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

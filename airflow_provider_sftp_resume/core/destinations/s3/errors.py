@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, RetriableTransferError
 
 if TYPE_CHECKING:
-    from airflow_provider_sftp_resume.core.destinations.s3_owner import Owner
+    from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
 
 
 class UploadAborted(RetriableTransferError):

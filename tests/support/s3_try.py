@@ -1,0 +1,72 @@
+"""
+One try of an SFTP to S3 copy in a process of its own: ``python -m tests.support.s3_try '<json>'``.
+
+The tests run every try through this with a fresh, empty HOME, TMPDIR and working directory, so
+nothing on local disk is shared between tries (as on a new Kubernetes pod). ``kill_after`` names a
+boto3 operation (``UploadPart``, ``CompleteMultipartUpload``) and a count: after that many successful
+calls the process sends itself SIGKILL, a real ``kill -9`` at that exact point. Prints one JSON
+line: the result, or ``{"error": <class name>, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
+from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings
+from airflow_provider_sftp_resume.core.errors import TransferError
+from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
+from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
+from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
+from airflow_provider_sftp_resume.core.transfers.to_s3 import copy_to_s3
+
+
+def kill_after(client: Any, operation: str, count: int) -> None:
+    """SIGKILL this process right after the ``count``-th successful ``operation``."""
+    seen = {"n": 0}
+
+    def after(**kwargs: Any) -> None:
+        if kwargs["http_response"].status_code < 300:
+            seen["n"] += 1
+            if seen["n"] >= count:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    client.meta.events.register(f"after-call.s3.{operation}", after)
+
+
+def main(spec: dict[str, Any]) -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url=spec["endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    if spec.get("kill_after"):
+        kill_after(client, *spec["kill_after"])
+    endpoint = SSHEndpoint(**spec["endpoint"])
+    opener = SFTPSessionFactory(endpoint, attempts=1, max_wait=0.2)
+    options = DownloadOptions(checkpoint_interval=0.05, stall_timeout=10.0)
+    settings = UploadSettings(part_size=spec.get("part_size"), max_in_flight=spec.get("in_flight", 4))
+    target = S3Target(spec["bucket"], spec["key"])
+    try:
+        result = asyncio.run(
+            copy_to_s3(opener, spec["remote_path"], client, target, options, settings=settings)
+        )
+    except TransferError as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc), "retriable": exc.retriable}))
+        return
+    print(json.dumps(result.to_dict()))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
