@@ -101,7 +101,10 @@ def main() -> int:
             dag.get_task("fetch").progress_interval = args.progress_interval
         print(
             f"\n=== demo: {server.info.name} SFTP server on 127.0.0.1:{server.info.port}, fault proxy on "
-            f":{proxy.port} will cut the link after {cut / MiB:.1f} MiB of {args.size_mib} MiB ===\n",
+            f":{proxy.port} will cut the link after {cut / MiB:.1f} MiB of {args.size_mib} MiB ===\n"
+            "=== the first try fails on purpose: Airflow logs the cut as 'Task failed with exception'\n"
+            "=== and a traceback of about 110 lines ending in TransferInterrupted; that is expected.\n"
+            "=== The retry and the summary follow. ===\n",
             flush=True,
         )
         dag_run = dag.test(run_conf={"remote_path": str(source), "local_path": str(target)})

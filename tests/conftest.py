@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -13,8 +15,23 @@ from pathlib import Path
 import pytest
 
 # Airflow reads its configuration at import time: point it at a private home before anything
-# imports it. Each pytest process gets its own SQLite metadata DB.
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="sftp-resume-airflow-"))
+# imports it. Each pytest process gets its own SQLite metadata DB. Processes the tests start (a DAG
+# run in a subprocess imports this module too) inherit the variable and use the same home; only the
+# process that made the directory removes it, when it exits.
+_HOME_VARIABLE = "SFTP_RESUME_TEST_AIRFLOW_HOME"
+
+
+def _remove_home(path: Path, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:  # not in a forked child, which inherits atexit handlers
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if os.environ.get(_HOME_VARIABLE):
+    _AIRFLOW_HOME = Path(os.environ[_HOME_VARIABLE])
+else:
+    _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="sftp-resume-airflow-"))
+    os.environ[_HOME_VARIABLE] = str(_AIRFLOW_HOME)
+    atexit.register(_remove_home, _AIRFLOW_HOME, os.getpid())
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

@@ -2,7 +2,7 @@
 The :class:`~airflow_provider_sftp_resume.core.remote.protocol.RemoteFileSystem` protocol over asyncssh.
 
 asyncssh is the transport because it was the fastest Python SFTP client measured on this project
-(see README, "Why asyncssh"), it is already installed with ``apache-airflow-providers-sftp``
+(see docs/architecture.md, "Why asyncssh"), it is already installed with ``apache-airflow-providers-sftp``
 (``SFTPHookAsync`` uses it), and it lets many reads be in flight on one channel without threads.
 Open files live in :mod:`.handles`, starting SFTP and the request sizes in :mod:`.startup`.
 """
