@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.integration.conftest import moto_server  # noqa: F401 - the S3 endpoint, shared fixture
 from tests.support.airflow_env import connection_json
 from tests.support.faultproxy import FaultProxy
 

@@ -33,6 +33,7 @@ def test_example_dags_import_without_errors() -> None:
         "example_sftp_resume_mapped",
         "example_sftp_resume_directory",
         "example_sftp_resume_upload",
+        "example_sftp_to_s3",
         "example_sftp_resume_asset_producer",
         "example_sftp_resume_asset_consumer",
     } <= set(bag.dag_ids)
@@ -149,3 +150,52 @@ def test_example_mapped_directory_and_upload_dags_run(
     run = upload.test(run_conf={"local_path": str(tmp_path / "mirror" / "a.csv"), "remote_path": str(remote)})
     assert str(run.state) == "success"
     assert sha256_file(remote) == digests["a.csv"]
+
+
+def test_example_sftp_to_s3_dag_runs_end_to_end_with_a_cut(
+    openssh_server: ServerInfo, moto_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through an AWS connection whose extra has ``endpoint_url``, as a user points Airflow at MinIO."""
+    import hashlib
+    import secrets
+
+    from tests.support.airflow_env import connection_json
+
+    client = moto_server.client()
+    bucket = f"landing-{secrets.token_hex(4)}"
+    client.create_bucket(Bucket=bucket)
+    source = tmp_path / "outgoing" / "dump.tar.gz"
+    source.parent.mkdir()
+    digest = write_random(source, 17 * 1024 * 1024, seed=43)
+    aws = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_RESUME_EXAMPLE", json.dumps(aws))
+    proxy = FaultProxy(openssh_server.port)
+    try:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SFTP_RESUME_EXAMPLE", connection_json(openssh_server, port=proxy.port)
+        )
+        dag = load_example_dags().get_dag("example_sftp_to_s3")
+        task = dag.get_task("copy")
+        task.retry_delay = timedelta(seconds=1)
+        task.part_size = 5 * 1024 * 1024
+        proxy.cut_after(12 * 1024 * 1024)
+        dag_run = dag.test(
+            run_conf={"sftp_path": str(source), "s3_bucket": bucket, "s3_key": "partner/dump.tar.gz"}
+        )
+    finally:
+        proxy.stop()
+    assert str(dag_run.state) == "success"
+    result = xcom_return(dag.dag_id, dag_run.run_id, "copy")
+    assert isinstance(result, dict), json.dumps(result)
+    assert result["resumed_from"] > 0
+    assert result["bytes_transferred"] <= result["size"] - result["resumed_from"] + result["part_size"]
+    body = client.get_object(Bucket=bucket, Key="partner/dump.tar.gz")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == digest == result["sha256"]
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["partner/dump.tar.gz"]
+    assert "testing" not in json.dumps(result)
