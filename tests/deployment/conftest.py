@@ -92,8 +92,8 @@ def _print_report_on_failure(request: pytest.FixtureRequest, deployment: Airflow
 @pytest.fixture
 def api(request: pytest.FixtureRequest) -> Iterator[AirflowAPI]:
     """The REST API of whichever deployment the test uses."""
-    names = ("celery_s3_deployment", "celery_deployment", "local_deployment")
-    name = next(n for n in names if n in request.fixturenames or n == "local_deployment")
+    names = ("celery_s3_deployment", "celery_deployment")
+    name = next((n for n in names if n in request.fixturenames), "local_deployment")
     deployment: AirflowDeployment = request.getfixturevalue(name)
     client = deployment.api()
     yield client
