@@ -328,6 +328,7 @@ class AirflowDeployment:
     :param executor: ``LocalExecutor`` or ``CeleryExecutor``
     :param broker_url: Celery broker (CeleryExecutor only)
     :param dags_folder: the DAGs folder
+    :param extra_env: more settings for every component (``AIRFLOW__...`` variables)
     """
 
     username = "admin"
@@ -340,6 +341,7 @@ class AirflowDeployment:
         executor: str = "LocalExecutor",
         broker_url: str | None = None,
         dags_folder: Path = EXAMPLE_DAGS,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.executor = executor
@@ -387,6 +389,7 @@ class AirflowDeployment:
             env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + sql_alchemy_conn.replace("+psycopg2", "")
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "1"
+        env.update(extra_env or {})
         self.env = env
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -418,16 +421,28 @@ class AirflowDeployment:
             )
         wait_until("the API server, scheduler and DAG processor to report healthy", self._healthy, timeout)
 
-    def start_celery_worker(self, name: str) -> Service:
+    def start_celery_worker(self, name: str, *, private_root: Path | None = None) -> Service:
         """
         Start ``airflow celery worker`` with concurrency 1, recorded on task instances as host ``name``.
 
         It serves no logs of its own: the workers share this machine's ``AIRFLOW_HOME/logs``, as
         workers on several hosts would share a log volume or remote logging.
+
+        :param name: the worker's name, and the host name its task instances record
+        :param private_root: give the worker a disk of its own, as a worker on its own host (or a
+            pod) has: its ``HOME``, ``TMPDIR`` and working directory are made under this directory,
+            which no other worker sees. Without it the worker inherits this process's.
         """
         env = dict(self.env)
         env[WORKER_NAME_ENV] = name
         env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.worker_hostname"
+        cwd = self.home
+        if private_root is not None:
+            dirs = {key: private_root / key.lower() for key in ("HOME", "TMPDIR", "WORK")}
+            for path in dirs.values():
+                path.mkdir(parents=True, exist_ok=True)
+            env["HOME"], env["TMPDIR"] = str(dirs["HOME"]), str(dirs["TMPDIR"])
+            cwd = dirs["WORK"]
         worker = Service(
             f"celery-worker-{name}",
             self.airflow(
@@ -441,7 +456,7 @@ class AirflowDeployment:
             ),
             self.home / "process-logs" / f"celery-worker-{name}.log",
             env=env,
-            cwd=self.home,
+            cwd=cwd,
         )
         self.services.append(worker)
         self.workers[name] = worker
@@ -597,7 +612,13 @@ class AirflowAPI:
 
 @contextlib.contextmanager
 def deployment_context(
-    tmp: Path, *, executor: str, celery_workers: tuple[str, ...] = ()
+    tmp: Path,
+    *,
+    executor: str,
+    celery_workers: tuple[str, ...] = (),
+    dags_folder: Path = EXAMPLE_DAGS,
+    extra_env: dict[str, str] | None = None,
+    worker_roots: dict[str, Path] | None = None,
 ) -> Iterator[AirflowDeployment]:
     """
     PostgreSQL (+ Redis for Celery) and an Airflow deployment in ``tmp``; everything stopped on exit.
@@ -605,6 +626,10 @@ def deployment_context(
     :param tmp: a directory for the deployment's files
     :param executor: ``LocalExecutor`` or ``CeleryExecutor``
     :param celery_workers: names of the Celery workers to start
+    :param dags_folder: the DAGs folder
+    :param extra_env: more settings for every component
+    :param worker_roots: per worker name, a private directory for its HOME, TMPDIR and working dir
+        (see :meth:`AirflowDeployment.start_celery_worker`)
     """
     with contextlib.ExitStack() as stack:
         postgres = PostgresServer(tmp / "process-logs")
@@ -617,14 +642,19 @@ def deployment_context(
             backing.append(redis.service)
             broker_url = redis.url
         deployment = AirflowDeployment(
-            tmp / "airflow-home", sql_alchemy_conn=postgres.url(), executor=executor, broker_url=broker_url
+            tmp / "airflow-home",
+            sql_alchemy_conn=postgres.url(),
+            executor=executor,
+            broker_url=broker_url,
+            dags_folder=dags_folder,
+            extra_env=extra_env,
         )
         stack.callback(deployment.stop)
         deployment.backing = backing
         try:
             deployment.start()
             for name in celery_workers:
-                deployment.start_celery_worker(name)
+                deployment.start_celery_worker(name, private_root=(worker_roots or {}).get(name))
             if celery_workers:
                 deployment.wait_for_workers()
         except Exception as error:
