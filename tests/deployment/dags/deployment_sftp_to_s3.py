@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG, Param
+
 from airflow_provider_sftp_resume.transfers.sftp_to_s3 import ResumableSFTPToS3Operator
 
 with DAG(
