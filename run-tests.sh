@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the test suite. Default: everything except the slow suites (about six minutes on 2 cores).
+# Run the test suite. Default: everything except the slow suites (781 tests, about nine minutes on 2 cores).
 #   ./run-tests.sh            default suite
 #   ./run-tests.sh -m slow    only the slow suites (fault campaigns, deployments)
 #   ./run-tests.sh -m ''      everything
