@@ -143,24 +143,33 @@ class ResumeState:
         return cls(remote=remote, segments=segments)
 
 
-def load_document(text: str | bytes, document_format: str, version: int) -> dict[str, Any]:
+def load_document(
+    text: str | bytes,
+    document_format: str,
+    version: int,
+    *,
+    what: str = "sidecar",
+    max_bytes: int = MAX_SIDECAR_BYTES,
+) -> dict[str, Any]:
     """
-    Parse a sidecar's JSON and check its size, format name and version.
+    Parse a state document's JSON (a sidecar, an S3 manifest) and check its size, format and version.
 
+    :param what: the document's name in messages
+    :param max_bytes: larger than any real one
     :raises UnusableState: too big, not JSON, not an object, or another format or version
     """
-    if len(text) > MAX_SIDECAR_BYTES:
-        raise UnusableState(f"sidecar is {len(text)} bytes, larger than any real one")
+    if len(text) > max_bytes:
+        raise UnusableState(f"{what} is {len(text)} bytes, larger than any real one")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise UnusableState(f"sidecar is not valid JSON ({exc})") from None
+        raise UnusableState(f"{what} is not valid JSON ({exc})") from None
     if not isinstance(document, dict):
-        raise UnusableState("sidecar is not a JSON object")
+        raise UnusableState(f"{what} is not a JSON object")
     if document.get("format") != document_format:
-        raise UnusableState("sidecar was not written by airflow-provider-sftp-resume")
+        raise UnusableState(f"{what} was not written by airflow-provider-sftp-resume")
     if document.get("version") != version:
-        raise UnusableState(f"sidecar version {document.get('version')!r} is not {version}")
+        raise UnusableState(f"{what} version {document.get('version')!r} is not {version}")
     return document
 
 

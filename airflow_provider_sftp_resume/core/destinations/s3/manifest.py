@@ -16,7 +16,6 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
 from airflow_provider_sftp_resume.core.destinations.s3.parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
@@ -24,6 +23,7 @@ from airflow_provider_sftp_resume.core.resume.resumable_sha256 import Sha256Stat
 from airflow_provider_sftp_resume.core.resume.state import (
     RemoteFingerprint,
     UnusableState,
+    load_document,
     parse_fingerprint,
     require_field,
     require_offset,
@@ -117,7 +117,9 @@ class Manifest:
 
         :raises UnusableState: the text is not a valid manifest of this version
         """
-        document = _load(text)
+        document = load_document(
+            text, MANIFEST_FORMAT, MANIFEST_VERSION, what="manifest", max_bytes=MAX_MANIFEST_BYTES
+        )
         source = parse_fingerprint(document.get("source"))
         manifest = cls(
             bucket=require_field(document, "bucket", str),
@@ -139,22 +141,6 @@ def fingerprint_digest(source: RemoteFingerprint) -> str:
     """Return a hex sha256 of the fingerprint: ASCII, so it fits in S3 object metadata."""
     canonical = json.dumps(asdict(source), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _load(text: bytes | str) -> dict[str, Any]:
-    if len(text) > MAX_MANIFEST_BYTES:
-        raise UnusableState(f"manifest is {len(text)} bytes, larger than any real one")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise UnusableState(f"manifest is not valid JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise UnusableState("manifest is not a JSON object")
-    if document.get("format") != MANIFEST_FORMAT:
-        raise UnusableState("manifest was not written by airflow-provider-sftp-resume")
-    if document.get("version") != MANIFEST_VERSION:
-        raise UnusableState(f"manifest version {document.get('version')!r} is not {MANIFEST_VERSION}")
-    return document
 
 
 def _owner(obj: object) -> Owner:
