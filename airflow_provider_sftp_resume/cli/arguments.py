@@ -180,7 +180,7 @@ def _checksum_flags(*, file_help: str | None) -> argparse.ArgumentParser:
     else:
         group.add_argument("--checksum-file", metavar="PATH", help=file_help)
     group.add_argument(
-        "--checksum-missing", choices=("fail", "skip"), default=None,
+        "--checksum-missing", choices=("fail", "skip"), default="fail",
         help="a missing checksum file fails (retriable, the default) or is skipped",
     )  # fmt: skip
     group.add_argument(

@@ -86,17 +86,13 @@ def checksum_rule(args: argparse.Namespace) -> ChecksumRule | None:
 
     :raises UsageError: a value the engine refuses
     """
-    given = {
-        "checksum_file": getattr(args, "checksum_file", None),
-        "checksum_file_suffix": getattr(args, "checksum_suffix", None),
-        "checksum_file_missing": args.checksum_missing,
-        "source_checksum": args.source_checksum,
-    }
-    given = {name: value for name, value in given.items() if value is not None}
-    if not given:
-        return None
     try:
-        return ChecksumRule(**given)
+        return ChecksumRule.of(
+            getattr(args, "checksum_file", None),
+            checksum_file_suffix=getattr(args, "checksum_suffix", None),
+            checksum_file_missing=args.checksum_missing,
+            source_checksum=args.source_checksum,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
