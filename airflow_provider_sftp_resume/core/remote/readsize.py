@@ -68,7 +68,7 @@ class ReadSize:
             known = ceiling = min(known, dropped)
         self.known = known
         self.ceiling = ceiling
-        self._probe: asyncio.Future[None] | None = None
+        self._probing = False  # a probe is out
         #: ``(where the rest starts, length)`` of a short answer to a probe, until the rest is read
         self._short: tuple[int, int] | None = None
 
@@ -91,7 +91,7 @@ class ReadSize:
         short = self._short  # this read may be the rest of a short answer (which a probe would replace)
         if ask <= self.known:
             data = await request(offset, ask)
-        elif self._probe is not None:  # a probe is out: go on at the size known to work
+        elif self._probing:  # go on at the size known to work meanwhile
             data = await split_read(request, offset, ask, self.known)
         else:
             data = await self._send_probe(request, offset, ask)
@@ -113,7 +113,7 @@ class ReadSize:
     async def _send_probe(
         self, request: Callable[[int, int], Awaitable[bytes]], offset: int, ask: int
     ) -> bytes:
-        self._probe = asyncio.get_running_loop().create_future()
+        self._probing = True
         try:
             data = await request(offset, ask)
         except READ_REFUSALS as exc:
@@ -139,8 +139,7 @@ class ReadSize:
             )
             raise
         finally:
-            self._probe.set_result(None)
-            self._probe = None
+            self._probing = False
         if len(data) >= ask:
             self.known = ask
         elif data:  # the server's maximum, or the end of the file: the read of the rest tells
