@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from airflow_provider_sftp_resume.core.errors import TransferInterrupted
 from airflow_provider_sftp_resume.core.remote.failures import note_refused_extension, translated
 
+if TYPE_CHECKING:
+    from airflow_provider_sftp_resume.core.remote.readsize import ReadSize
+
 FSYNC = "fsync@openssh.com"
 
 
 class AsyncsshReader:
-    """A remote file opened for reading; each :meth:`read` is one SFTP request."""
+    """
+    A remote file opened for reading; each :meth:`read` is one SFTP request, or several at once while
+    the session's read size is being discovered (:mod:`.readsize`).
 
-    def __init__(self, handle: asyncssh.SFTPClientFile, path: str) -> None:
+    :param handle: the open asyncssh file
+    :param path: its remote path, for messages
+    :param size: the session's read size; ``None`` sends every read as asked
+    """
+
+    def __init__(self, handle: asyncssh.SFTPClientFile, path: str, size: ReadSize | None = None) -> None:
         self._handle = handle
         self._path = path
+        self._size = size
 
     async def read(self, offset: int, length: int) -> bytes:
         with translated(f"reading {self._path} at offset {offset}"):
-            data: bytes = await self._handle.read(length, offset)
+            if self._size is None:
+                return await self._request(offset, length)
+            return await self._size.read(self._request, offset, length)
+
+    async def _request(self, offset: int, length: int) -> bytes:
+        data: bytes = await self._handle.read(length, offset)
         return data
 
     async def close(self) -> None:

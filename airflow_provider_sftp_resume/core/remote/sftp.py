@@ -30,7 +30,7 @@ from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
 from airflow_provider_sftp_resume.core.remote.startup import (
     FALLBACK_READ_LEN,
     FALLBACK_WRITE_LEN,
-    read_len,
+    read_size,
     start_sftp,
     write_len,
 )
@@ -99,10 +99,12 @@ class AsyncsshFileSystem:
         self.ssh_connection = connection
         #: optional extensions this server advertised and then refused in this session
         self.refused: set[str] = set()
+        #: the read size, advertised or discovered by the session's reads (shared by its open files)
+        self.read_size = read_size(sftp.limits, server)
 
     @property
     def max_read_len(self) -> int:
-        return read_len(self._sftp.limits)
+        return self.read_size.ceiling
 
     @property
     def max_write_len(self) -> int:
@@ -120,7 +122,7 @@ class AsyncsshFileSystem:
         with translated(f"opening {path}"):
             # block_size=0: every read() is exactly one request; the engine does the pipelining.
             handle = await self._sftp.open(path, "rb", block_size=0)
-        return AsyncsshReader(handle, path)
+        return AsyncsshReader(handle, path, self.read_size)
 
     async def open_writer(self, path: str, *, truncate: bool) -> AsyncsshWriter:
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | (asyncssh.FXF_TRUNC if truncate else 0)

@@ -14,9 +14,11 @@ from typing import Any
 import asyncssh
 
 from airflow_provider_sftp_resume.core.remote.failures import note_refused_extension
+from airflow_provider_sftp_resume.core.remote.readsize import ReadSize
 
-#: Read size used when the server does not advertise its limits (``limits@openssh.com``).
-#: The SFTP draft asks every server to accept at least 32 KiB; OpenSSH's own client uses it too.
+#: Read size known to work when the server does not advertise its limits (``limits@openssh.com``):
+#: the SFTP draft asks every server to accept at least 32 KiB; OpenSSH's own client uses it too.
+#: Larger reads are then discovered (:mod:`.readsize`), up to :data:`MAX_READ_LEN`.
 FALLBACK_READ_LEN = 32 * 1024  # 32 KiB
 #: Never ask for more than this in one read, whatever the server advertises.
 MAX_READ_LEN = 256 * 1024  # 256 KiB, as OpenSSH advertises
@@ -38,6 +40,18 @@ def read_len(limits: asyncssh.sftp.SFTPLimits) -> int:
     if advertised and advertised > asyncssh.sftp.SAFE_SFTP_READ_LEN:
         return int(min(advertised, MAX_READ_LEN))
     return FALLBACK_READ_LEN
+
+
+def read_size(limits: asyncssh.sftp.SFTPLimits, server: str) -> ReadSize:
+    """
+    The session's read size: what the server advertises, else discovered from :data:`FALLBACK_READ_LEN` up.
+
+    :param limits: what the server advertised (asyncssh's safe defaults when it advertised nothing)
+    :param server: ``user@host:port``, for log lines
+    """
+    if limits.max_read_len and limits.max_read_len > asyncssh.sftp.SAFE_SFTP_READ_LEN:  # as read_len()
+        return ReadSize(server, read_len(limits), read_len(limits))
+    return ReadSize(server, FALLBACK_READ_LEN, MAX_READ_LEN)
 
 
 def write_len(limits: asyncssh.sftp.SFTPLimits) -> int:
