@@ -231,8 +231,9 @@ async def _small_or_single(
             if post_action is None:
                 return small
             await batch.dirs.sync(target.parent)  # the rename is durable before the remote file goes
+            # On a pooled session, as for every other file: a failed post-action closes only its own.
             return await run_after_publish(
-                batch.shared, small, post_action, relative=remote.relative, logger=logger
+                batch.pool, small, post_action, relative=remote.relative, logger=logger
             )
     return await download_file(
         batch.pool,

@@ -78,9 +78,6 @@ class SharedSession:
     """
     One session that many files use at once (their requests interleave on it), reopened when broken.
 
-    It is also a session factory (``with shared() as fs``) that hands out the shared session without
-    closing it, for the post-action of a file that came through it.
-
     :param open_session: opens the session (and a new one after :meth:`broken`)
     """
 
@@ -90,13 +87,6 @@ class SharedSession:
         self._opening = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
-    @property
-    def identity(self) -> str:
-        return self._open.identity
-
-    def process_spec(self) -> dict[str, Any] | None:
-        return self._open.process_spec()
-
     async def get(self) -> RemoteFileSystem:
         """The shared session, opened on first use (concurrent callers wait for the same opening)."""
         async with self._opening:
@@ -105,10 +95,6 @@ class SharedSession:
                     fs = await opening.enter_async_context(self._open())
                     self._current = (opening.pop_all(), fs)
             return self._current[1]
-
-    @contextlib.asynccontextmanager
-    async def __call__(self) -> AsyncIterator[RemoteFileSystem]:
-        yield await self.get()
 
     async def broken(self, fs: RemoteFileSystem) -> None:
         """``fs`` failed as a link: close it, so the next :meth:`get` opens a new session."""

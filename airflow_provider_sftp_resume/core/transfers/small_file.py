@@ -7,12 +7,14 @@ instead of the single-file try (stat, open, tail fingerprint, data, stat, tail r
 round trips one after another) it costs two:
 
 1. open the remote file;
-2. in one flight, in this order on the session: every data read, a read at the listed size (it
-   must be the end of the file), a re-read of the last 64 KiB (``tail`` in ``verify``) and a stat.
+2. in one flight, in this order on the session: the data reads from the end of the file to its
+   start, a read at the listed size (it must be the end of the file), a re-read of the last 64 KiB
+   (``tail`` in ``verify``) and a stat.
 
-The server answers in order, so the stat and the tail re-read were served after the data. The
-copy is published only if the data is exactly the listed size, ends there, and the stat (size and
-mtime) and the tail re-read still match what the listing and the data said: a file that changed
+The server answers in order, so the tail was read before and after the other reads, and the stat
+was served after the data. The copy is published only if the data is exactly the listed size, ends
+there, the stat (size and mtime) still matches the listing, and the tail read first is the tail read
+last (the single-file try's fingerprint and re-read, without their two round trips): a file that changed
 since the listing, or while it was read, is never published mixed; it goes to the single-file try
 instead (:func:`download_small` returns ``None``), which downloads it with every check. The close
 of the remote file is not waited for (its round trip overlaps the next file's open).
@@ -30,7 +32,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferError, TransferInterrupted
+from airflow_provider_sftp_resume.core.errors import (
+    RemoteChanged,
+    RemoteFileNotFound,
+    RemotePathError,
+    TransferError,
+)
 from airflow_provider_sftp_resume.core.options import RequestTimer
 from airflow_provider_sftp_resume.core.resume.localfiles import (
     LocalPaths,
@@ -120,7 +127,8 @@ async def download_small(
     Download a small file in one pass; ``None``: it needs the single-file try instead.
 
     That is when local state exists (a target to compare, or a sidecar to resume from), or the
-    remote file differs from its listing or changed while it was read.
+    remote file differs from its listing or changed while it was read, or reading it failed (the
+    shared session is then replaced).
 
     :param shared: the batch's shared session
     :param remote_path: the file on the server
@@ -140,9 +148,13 @@ async def download_small(
         fs = await shared.get()
         try:
             fetched = await _fetch(fs, remote_path, listed, options, shared)
-        except TransferInterrupted:
+        except (RemoteFileNotFound, RemotePathError):
+            return None  # the single-file try says why (or finds an earlier try's post-action done)
+        except TransferError:
+            # The link failed (or stalled): the next small file gets a new shared session, this one
+            # the single-file try on a session of its own (which reports the error if it persists).
             await shared.broken(fs)
-            raise
+            return None
         if fetched is None:
             return None
         data, verification = fetched
@@ -151,8 +163,23 @@ async def download_small(
     if options.on_progress is not None:
         options.on_progress(remote_path, listed.size, listed.size)
     logger.info("Downloaded %s to %s (%d bytes, sha256 %s)", remote_path, paths.target, listed.size, digest)
+    return _result(
+        remote_path, listed, paths.target, digest, verification=verification, options=options, started=started
+    )
+
+
+def _result(
+    remote_path: str,
+    listed: RemoteStat,
+    target: Path,
+    digest: str,
+    *,
+    verification: int,
+    options: DownloadOptions,
+    started: float,
+) -> DownloadResult:
     return DownloadResult(
-        local_path=str(paths.target),
+        local_path=str(target),
         remote_path=remote_path,
         size=listed.size,
         sha256=digest,
@@ -194,15 +221,16 @@ async def _read_checked(
 ) -> tuple[bytes, int] | None:
     size = listed.size
     block = options.block_size or fs.max_read_len
-    ranges = [(offset, min(block, size - offset)) for offset in range(0, size, block)]
+    # Blocks aligned to the end, read last block first: the first requests hold the tail as it was
+    # before every other read, the re-read below the tail after them; the server answers in order.
+    ranges = [(max(0, end - block), end - max(0, end - block)) for end in range(size, 0, -block)]
     tail = min(TAIL_LENGTH, size) if VerifyCheck.TAIL in options.verify else 0
-    # Tasks run their first step in the order they are created, and each sends its request there:
-    # the data reads go out first, then the end-of-file read, the tail re-read and the stat.
+    # Tasks run their first step in the order they are created, and each sends its request there.
     reads = [asyncio.ensure_future(reader.read(offset, length)) for offset, length in ranges]
     beyond = asyncio.ensure_future(reader.read(size, 1))
-    again = asyncio.ensure_future(reader.read(size - tail, tail)) if tail else None
+    again = asyncio.ensure_future(reader.read(size - tail, tail) if tail else _empty())
     stat = asyncio.ensure_future(fs.stat(remote_path))
-    tasks: list[asyncio.Future[Any]] = [*reads, beyond, stat, *([again] if again else [])]
+    tasks: list[asyncio.Future[Any]] = [*reads, beyond, again, stat]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -210,20 +238,24 @@ async def _read_checked(
             task.cancel()
         raise
     blocks = [task.result() for task in reads]
-    after: RemoteStat | None = stat.result()
-    for index, (offset, length) in enumerate(ranges):
-        if len(blocks[index]) < length:  # a short read: follow it (raises RemoteChanged at an early end)
-            got = len(blocks[index])
-            blocks[index] += await read_exact(reader, offset + got, length - got)
-            after = None
-    if after is None:
-        after = await fs.stat(remote_path)  # the stat above was served before the refills
-    data = b"".join(blocks)
+    after, tail_again = stat.result(), again.result()
+    if any(len(data) < length for data, (_, length) in zip(blocks, ranges, strict=True)):
+        # Short reads (a server that answers less than asked): follow them, then check again after.
+        for index, (offset, length) in enumerate(ranges):
+            blocks[index] += await read_exact(
+                reader, offset + len(blocks[index]), length - len(blocks[index])
+            )
+        after, tail_again = await fs.stat(remote_path), await read_exact(reader, size - tail, tail)
+    data = b"".join(reversed(blocks))
     if beyond.result() or (after.size, after.mtime) != (listed.size, listed.mtime) or not after.is_regular:
         return None
-    if again is not None and data[-tail:] != again.result():
+    if tail and data[-tail:] != tail_again:
         return None
     return data, tail + len(beyond.result())
+
+
+async def _empty() -> bytes:
+    return b""
 
 
 def _publish(paths: LocalPaths, data: bytes, mtime: int | None) -> str:
