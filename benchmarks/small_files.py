@@ -71,7 +71,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256 * KiB)
     parser.add_argument("--rtt", type=float, default=0.02)
     parser.add_argument("--runs", type=int, default=2, help="runs per tree, alternating")
-    parser.add_argument("--concurrency", type=int, default=None, help="default: the engine's")
+    parser.add_argument(
+        "--concurrency", type=int, action="append", help="default: the engine's; repeat to alternate"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="small-files-"))
@@ -92,8 +94,10 @@ def main() -> int:
             for i in range(args.files)
         }
         sshd_pid = server._process.pid
+        child = workdir / "mirror_once.py"
+        child.write_text(CHILD)
         for run in range(args.runs):
-            for tree in args.tree:
+            for tree, concurrency in [(t, c) for t in args.tree for c in args.concurrency or [None]]:
                 local = workdir / "mirror"
                 shutil.rmtree(local, ignore_errors=True)
                 spec = {
@@ -103,13 +107,15 @@ def main() -> int:
                     "host_key": server.info.host_key.public_line,
                     "remote": str(remote),
                     "local": str(local),
-                    "concurrency": args.concurrency,
+                    "concurrency": concurrency,
                 }
                 sshd_before = _children_cpu(sshd_pid)
                 env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+                profile = (
+                    ["-m", "cProfile", "-o", os.environ["PROFILE_TO"]] if "PROFILE_TO" in os.environ else []
+                )
                 out = subprocess.run(
-                    [sys.executable, "-c", CHILD, json.dumps(spec)],
-                    cwd=Path(tree).resolve(),  # python -c puts the working directory first on sys.path
+                    [sys.executable, *profile, str(child), json.dumps(spec)],
                     env=env,
                     capture_output=True,
                     text=True,
@@ -125,7 +131,8 @@ def main() -> int:
                     n for n, d in digests.items() if hashlib.sha256((local / n).read_bytes()).hexdigest() != d
                 ]
                 print(
-                    f"run {run} {tree:30s} {figures['files'] / figures['seconds']:6.1f} files/s  "
+                    f"run {run} {tree:12s} c={concurrency or 'default'} "
+                    f"{figures['files'] / figures['seconds']:6.1f} files/s  "
                     f"{figures['seconds']:6.2f} s = {figures['seconds'] / (args.rtt or 1):6.0f} RTT  "
                     f"client CPU {figures['cpu']:5.2f} s  sshd CPU {sshd_cpu:5.2f} s  "
                     f"load {os.getloadavg()[0]:.1f}  {figures['statuses']}  sha256 bad: {len(bad)}",

@@ -14,10 +14,10 @@ from airflow_provider_sftp_resume.core.transfers.batch_sessions import SharedSes
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
 from airflow_provider_sftp_resume.core.transfers.small_file import (
     SMALL_FILE_MAX,
-    DirectorySync,
     download_small,
     takes_small_path,
 )
+from airflow_provider_sftp_resume.core.transfers.small_publish import DirectorySync
 from tests.core.memory_remote import Behaviour, MemoryFile, MemoryFileSystem
 
 if TYPE_CHECKING:

@@ -39,11 +39,8 @@ from airflow_provider_sftp_resume.core.transfers.batch_sessions import SessionPo
 from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from airflow_provider_sftp_resume.core.transfers.names import local_path_for
 from airflow_provider_sftp_resume.core.transfers.selection import RemoteFile, RemoteSelection, list_selection
-from airflow_provider_sftp_resume.core.transfers.small_file import (
-    DirectorySync,
-    download_small,
-    takes_small_path,
-)
+from airflow_provider_sftp_resume.core.transfers.small_file import SmallFile, takes_small_path
+from airflow_provider_sftp_resume.core.transfers.small_publish import DirectorySync
 
 if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.remote.protocol import SessionFactory
@@ -87,9 +84,7 @@ async def download_selection(
     logger = logger or log
     # One connection per file: a batch gets its parallelism from files in flight.
     options = replace(options or DownloadOptions(), max_connections=1, create_intermediate_dirs=True)
-    batch = _Batch(
-        SessionPool(open_session), SharedSession(open_session), DirectorySync(), local_dir, options
-    )
+    batch = _Batch.of(open_session, local_dir, options, concurrency)
     try:
         outcomes, refused = await _download_all(
             batch, selection, concurrency=concurrency, post_action=post_action, logger=logger
@@ -127,6 +122,22 @@ class _Batch:
     dirs: DirectorySync
     local_dir: Path
     options: DownloadOptions
+    turns: asyncio.Semaphore  # files moving bytes
+    ahead: asyncio.Semaphore  # small files opened ahead of their turn
+
+    @classmethod
+    def of(
+        cls, open_session: SessionFactory, local_dir: Path, options: DownloadOptions, concurrency: int
+    ) -> _Batch:
+        return cls(
+            SessionPool(open_session),
+            SharedSession(open_session),
+            DirectorySync(),
+            local_dir,
+            options,
+            turns=asyncio.Semaphore(concurrency),
+            ahead=asyncio.Semaphore(concurrency),
+        )
 
 
 async def _download_all(
@@ -150,15 +161,11 @@ async def _download_all(
         concurrency,
         batch.local_dir,
     )
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(remote: RemoteFile) -> FileOutcome:
-        async with gate:
-            return await _download_one(batch, remote, post_action=post_action, logger=logger)
-
     # Every per-file error is an outcome; what escapes (cancellation) stops and awaits the rest.
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(f)) for f in files]
+        tasks = [
+            group.create_task(_download_one(batch, f, post_action=post_action, logger=logger)) for f in files
+        ]
     outcomes = [task.result() for task in tasks]
     if post_action is not None:
         outcomes += await settle_earlier_post_actions(
@@ -221,25 +228,51 @@ async def _small_or_single(
     post_action: RemotePostAction | None,
     logger: Logger,
 ) -> DownloadResult:
-    """The small-file path where it applies, else (or when it declines) the single-file try."""
-    options = batch.options
-    if takes_small_path(options, remote.stat):
-        small = await download_small(
-            batch.shared, remote.remote_path, remote.stat, target, options, dirs=batch.dirs, logger=logger
-        )
-        if small is not None:
+    """
+    The small-file path where it applies, else (or when it declines) the single-file try.
+
+    A small file is opened while it waits for its turn (at most ``concurrency`` files wait so), so its
+    open's round trip overlaps the reads of the files before it.
+    """
+    if not takes_small_path(batch.options, remote.stat):
+        async with batch.turns:
+            return await _single(batch, remote, target, post_action=post_action, logger=logger)
+    small = SmallFile(batch.shared, remote.remote_path, remote.stat, target, batch.options)
+    try:
+        async with batch.ahead:
+            opened = await small.open()
+            await batch.turns.acquire()
+        try:
+            result = await small.fetch(batch.dirs, logger) if opened else None
+            small.release()  # the single-file try takes the lock itself
+            if result is None:
+                return await _single(batch, remote, target, post_action=post_action, logger=logger)
             if post_action is None:
-                return small
+                return result
             await batch.dirs.sync(target.parent)  # the rename is durable before the remote file goes
             # On a pooled session, as for every other file: a failed post-action closes only its own.
             return await run_after_publish(
-                batch.pool, small, post_action, relative=remote.relative, logger=logger
+                batch.pool, result, post_action, relative=remote.relative, logger=logger
             )
+        finally:
+            batch.turns.release()
+    finally:
+        small.release()
+
+
+async def _single(
+    batch: _Batch,
+    remote: RemoteFile,
+    target: Path,
+    *,
+    post_action: RemotePostAction | None,
+    logger: Logger,
+) -> DownloadResult:
     return await download_file(
         batch.pool,
         remote.remote_path,
         target,
-        options,
+        batch.options,
         post_action=post_action,
         relative=remote.relative,
         logger=logger,

@@ -19,15 +19,12 @@ since the listing, or while it was read, is never published mixed; it goes to th
 instead (:func:`download_small` returns ``None``), which downloads it with every check. The close
 of the remote file is not waited for (its round trip overlaps the next file's open).
 
-Locally the bytes go to ``<target>.part`` (no sidecar), are hashed, given the remote mtime,
-fsynced and renamed over the target; the directory's fsync is batched (:class:`DirectorySync`, see
-``docs/directories.md``).
+Locally the file is published whole (:mod:`.small_publish`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -42,11 +39,6 @@ from airflow_provider_sftp_resume.core.options import RequestTimer
 from airflow_provider_sftp_resume.core.resume.localfiles import (
     LocalPaths,
     check_target,
-    fsync_directory,
-    open_part,
-    os_error_to_local,
-    pwrite_all,
-    remove_quietly,
 )
 from airflow_provider_sftp_resume.core.resume.locking import TransferLock
 from airflow_provider_sftp_resume.core.resume.verify import (
@@ -57,6 +49,7 @@ from airflow_provider_sftp_resume.core.resume.verify import (
 )
 from airflow_provider_sftp_resume.core.threads import in_thread
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
+from airflow_provider_sftp_resume.core.transfers.small_publish import DirectorySync, publish_whole
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,31 +79,116 @@ def takes_small_path(options: DownloadOptions, listed: RemoteStat) -> bool:
     )
 
 
-class DirectorySync:
+class SmallFile:
     """
-    The directories whose renames are not durable yet; :meth:`sync_all` fsyncs each once.
+    One small file of a batch, in two steps: :meth:`open` (ahead of its turn), then :meth:`fetch`.
 
-    A published small file's data is fsynced before its rename, so after an OS crash its target is
-    either absent or complete; the rename itself is made durable by the directory fsync, once per
-    directory at the end of the batch (or before a post-action touches the remote file).
+    Between the two it holds the target's lock and an open remote file; :meth:`release` (always
+    called, more than once is fine) closes both.
+
+    :param shared: the batch's shared session
+    :param remote_path: the file on the server
+    :param listed: its attributes from the listing
+    :param target: the local file to publish
+    :param options: the knobs
     """
 
-    def __init__(self) -> None:
-        self._pending: set[Path] = set()
+    def __init__(
+        self,
+        shared: SharedSession,
+        remote_path: str,
+        listed: RemoteStat,
+        target: Path,
+        options: DownloadOptions,
+    ) -> None:
+        self.shared = shared
+        self.remote_path = remote_path
+        self.listed = listed
+        self.paths = LocalPaths.for_target(target)
+        self.options = options
+        self.requests = RequestTimer(options.stall_timeout)
+        self.started = time.monotonic()
+        self._lock: TransferLock | None = None
+        self._open: tuple[RemoteFileSystem, RemoteReader] | None = None
 
-    def note(self, directory: Path) -> None:
-        self._pending.add(directory)
+    async def open(self) -> bool:
+        """
+        Take the lock and open the remote file; ``False``: the file needs the single-file try.
 
-    async def sync(self, directory: Path) -> None:
-        """Make the renames in ``directory`` durable now."""
-        self._pending.discard(directory)
-        await in_thread(_fsync_directory, directory)
+        :raises TransferError: the target cannot be written, or another try holds it
+        """
+        check_target(self.paths, create_intermediate_dirs=True)
+        if _has_local_state(self.paths):
+            return False
+        lock = TransferLock(self.paths.lock, self.paths.target)
+        lock.acquire()
+        self._lock = lock
+        if _has_local_state(self.paths):  # another process published it since the check
+            return False
+        fs = await self.shared.get()
+        try:
+            reader = await self.requests.bounded(
+                fs.open_reader(self.remote_path), f"opening {self.remote_path}"
+            )
+        except TransferError as exc:
+            await self._failed(fs, exc)
+            return False
+        self._open = (fs, reader)
+        return True
 
-    async def sync_all(self) -> None:
-        """Make every pending rename durable."""
-        pending, self._pending = sorted(self._pending), set()
-        if pending:
-            await in_thread(_fsync_directories, pending)
+    async def fetch(self, dirs: DirectorySync, logger: Logger) -> DownloadResult | None:
+        """Read, check and publish the opened file; ``None``: it needs the single-file try instead."""
+        if self._open is None:
+            return None
+        fs, reader = self._open
+        try:
+            fetched = await self.requests.bounded(
+                _read_checked(fs, reader, self.remote_path, self.listed, self.options),
+                f"reading {self.remote_path}",
+            )
+        except TransferError as exc:
+            await self._failed(fs, exc)
+            return None
+        finally:
+            self._close_remote()
+        if fetched is None:
+            return None
+        data, verification = fetched
+        listed, paths = self.listed, self.paths
+        digest = await in_thread(
+            publish_whole, paths, data, listed.mtime if self.options.preserve_mtime else None
+        )
+        dirs.note(paths.target.parent)
+        if self.options.on_progress is not None:
+            self.options.on_progress(self.remote_path, listed.size, listed.size)
+        logger.info(
+            "Downloaded %s to %s (%d bytes, sha256 %s)", self.remote_path, paths.target, listed.size, digest
+        )
+        return _result(self, digest, verification)
+
+    def _close_remote(self) -> None:
+        """Close the remote file, not waiting for the answer (it overlaps the next file's requests)."""
+        if self._open is not None:
+            self.shared.close_later(self._open[1])
+            self._open = None
+
+    async def _failed(self, fs: RemoteFileSystem, exc: TransferError) -> None:
+        """
+        A failed request: the single-file try will say why (or find an earlier post-action done).
+
+        After a link failure (or a stall) the next small file gets a new shared session, and this
+        one the single-file try on a session of its own.
+        """
+        self.release()
+        if not isinstance(exc, RemoteChanged | RemoteFileNotFound | RemotePathError):
+            await self.shared.broken(fs)
+
+    def release(self) -> None:
+        """Close the remote file and release the lock."""
+        self._close_remote()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 async def download_small(
@@ -124,96 +202,39 @@ async def download_small(
     logger: Logger,
 ) -> DownloadResult | None:
     """
-    Download a small file in one pass; ``None``: it needs the single-file try instead.
+    Download a small file in one pass (:class:`SmallFile`'s two steps); ``None``: it needs the
+    single-file try instead.
 
     That is when local state exists (a target to compare, or a sidecar to resume from), or the
     remote file differs from its listing or changed while it was read, or reading it failed (the
     shared session is then replaced).
 
-    :param shared: the batch's shared session
-    :param remote_path: the file on the server
-    :param listed: its attributes from the listing
-    :param target: the local file to publish
-    :param dirs: where the rename's directory is noted for the batched fsync
     :raises TransferError: the copy failed (nothing is published; a retry starts it again)
     """
-    started = time.monotonic()
-    paths = LocalPaths.for_target(target)
-    check_target(paths, create_intermediate_dirs=True)
-    if _has_local_state(paths):
-        return None
-    with TransferLock(paths.lock, paths.target):
-        if _has_local_state(paths):  # another process published it since the check
-            return None
-        fs = await shared.get()
-        try:
-            fetched = await _fetch(fs, remote_path, listed, options, shared)
-        except (RemoteFileNotFound, RemotePathError):
-            return None  # the single-file try says why (or finds an earlier try's post-action done)
-        except TransferError:
-            # The link failed (or stalled): the next small file gets a new shared session, this one
-            # the single-file try on a session of its own (which reports the error if it persists).
-            await shared.broken(fs)
-            return None
-        if fetched is None:
-            return None
-        data, verification = fetched
-        digest = await in_thread(_publish, paths, data, listed.mtime if options.preserve_mtime else None)
-        dirs.note(paths.target.parent)
-    if options.on_progress is not None:
-        options.on_progress(remote_path, listed.size, listed.size)
-    logger.info("Downloaded %s to %s (%d bytes, sha256 %s)", remote_path, paths.target, listed.size, digest)
-    return _result(
-        remote_path, listed, paths.target, digest, verification=verification, options=options, started=started
-    )
+    small = SmallFile(shared, remote_path, listed, target, options)
+    try:
+        return await small.fetch(dirs, logger) if await small.open() else None
+    finally:
+        small.release()
 
 
-def _result(
-    remote_path: str,
-    listed: RemoteStat,
-    target: Path,
-    digest: str,
-    *,
-    verification: int,
-    options: DownloadOptions,
-    started: float,
-) -> DownloadResult:
+def _result(small: SmallFile, digest: str, verification: int) -> DownloadResult:
     return DownloadResult(
-        local_path=str(target),
-        remote_path=remote_path,
-        size=listed.size,
+        local_path=str(small.paths.target),
+        remote_path=small.remote_path,
+        size=small.listed.size,
         sha256=digest,
         resumed_from=0,
-        bytes_transferred=listed.size,
+        bytes_transferred=small.listed.size,
         verification_bytes=verification,
-        seconds=round(time.monotonic() - started, 3),
-        verify=format_verify(options.verify),
-        remote_mtime=listed.mtime,
+        seconds=round(time.monotonic() - small.started, 3),
+        verify=format_verify(small.options.verify),
+        remote_mtime=small.listed.mtime,
     )
 
 
 def _has_local_state(paths: LocalPaths) -> bool:
     return os.path.lexists(paths.target) or os.path.lexists(paths.sidecar)
-
-
-async def _fetch(
-    fs: RemoteFileSystem,
-    remote_path: str,
-    listed: RemoteStat,
-    options: DownloadOptions,
-    shared: SharedSession,
-) -> tuple[bytes, int] | None:
-    """The file's bytes and the bytes read to check them; ``None`` when it is not the listed version."""
-    requests = RequestTimer(options.stall_timeout)
-    reader = await requests.bounded(fs.open_reader(remote_path), f"opening {remote_path}")
-    try:
-        return await requests.bounded(
-            _read_checked(fs, reader, remote_path, listed, options), f"reading {remote_path}"
-        )
-    except RemoteChanged:
-        return None
-    finally:
-        shared.close_later(reader)
 
 
 async def _read_checked(
@@ -256,38 +277,3 @@ async def _read_checked(
 
 async def _empty() -> bytes:
     return b""
-
-
-def _publish(paths: LocalPaths, data: bytes, mtime: int | None) -> str:
-    """Write ``.part``, hash, fsync, rename over the target (blocking: in a thread); the hex sha256."""
-    fd = open_part(paths)
-    try:
-        try:
-            os.ftruncate(fd, 0)
-            pwrite_all(fd, data, 0, paths.part)
-            digest = hashlib.sha256(data)
-            if mtime is not None:
-                os.utime(fd, (mtime, mtime))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(paths.part, paths.target)
-    except TransferError:
-        remove_quietly(paths.part)
-        raise
-    except OSError as exc:
-        remove_quietly(paths.part)
-        raise os_error_to_local(exc, paths.target, "publishing") from None
-    return digest.hexdigest()
-
-
-def _fsync_directories(directories: list[Path]) -> None:
-    for directory in directories:
-        _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fsync_directory(directory)
-    except OSError as exc:
-        raise os_error_to_local(exc, directory, "syncing") from None
