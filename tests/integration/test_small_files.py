@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+import pytest
+
 from airflow_provider_sftp_resume.core.transfers.batch import BatchResult, download_selection
 from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
 from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
@@ -119,3 +121,23 @@ def test_kill_9_mid_directory_then_the_retry_completes_every_file(
     for name, digest in digests.items():
         assert sha256_file(local_dir / name) == digest, name
     assert sorted(p.name for p in local_dir.iterdir()) == sorted(digests), "no .part, sidecar or lock left"
+
+
+@pytest.mark.parametrize("kind", ["openssh", "asyncssh", "proftpd"])
+def test_every_server_kind_takes_the_small_file_path(
+    kind: str, request: pytest.FixtureRequest, remote_dir: Path, local_dir: Path
+) -> None:
+    """The listing's attributes and the stat agree on each server, so no file falls back (one connection)."""
+    server: ServerInfo = request.getfixturevalue(f"{kind}_server")
+    sizes = [0, 1, 32 * KiB, 32 * KiB + 1, 200 * KiB, 1024 * KiB]
+    digests = {f"f{i}.bin": write_random(remote_dir / f"f{i}.bin", n, seed=i) for i, n in enumerate(sizes)}
+    proxy = FaultProxy(server.port)
+    try:
+        result = mirror(server, remote_dir, local_dir, proxy.port)
+    finally:
+        proxy.stop()
+
+    assert {f.status for f in result.files} == {"downloaded"}
+    assert {f.relative: f.sha256 for f in result.files} == digests
+    assert all(sha256_file(local_dir / name) == digest for name, digest in digests.items())
+    assert proxy.connections == 1, "a file that fell back to the single-file try would open a session"
