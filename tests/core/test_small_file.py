@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import random
+import time
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.remote.protocol import RemoteStat
@@ -159,3 +160,15 @@ def test_which_files_take_the_small_path() -> None:
     assert not takes_small_path(DownloadOptions(), RemoteStat(size=0, mtime=MTIME, size_known=False))
     assert not takes_small_path(DownloadOptions(max_bytes_per_second=10_000), small)
     assert not takes_small_path(DownloadOptions(expected_sha256="0" * 64), small)
+
+
+def test_a_stalled_read_is_declined_within_the_stall_timeout(tmp_path: Path) -> None:
+    """The single-file try then gets the file on a session of its own; nothing is published."""
+    fs = MemoryFileSystem({"/f.bin": MemoryFile(data_of(100_000), MTIME)}, Behaviour(hang_at=0))
+    started = time.monotonic()
+
+    declined = run_small(fs, tmp_path / "f.bin", options=DownloadOptions(stall_timeout=0.3))
+
+    assert declined is None
+    assert time.monotonic() - started < 5
+    assert leftovers(tmp_path) == []

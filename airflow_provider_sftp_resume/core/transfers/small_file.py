@@ -142,10 +142,7 @@ class SmallFile:
             return None
         fs, reader = self._open
         try:
-            fetched = await self.requests.bounded(
-                _read_checked(fs, reader, self.remote_path, self.listed, self.options),
-                f"reading {self.remote_path}",
-            )
+            fetched = await _read_checked(fs, reader, self.remote_path, self.listed, self.options)
         except TransferError as exc:
             await self._failed(fs, exc)
             return None
@@ -252,27 +249,47 @@ async def _read_checked(
     again = asyncio.ensure_future(reader.read(size - tail, tail) if tail else _empty())
     stat = asyncio.ensure_future(fs.stat(remote_path))
     tasks: list[asyncio.Future[Any]] = [*reads, beyond, again, stat]
+    requests = RequestTimer(options.stall_timeout)
     try:
-        await asyncio.gather(*tasks)
+        # The answers come in order: each within the stall timeout of the one before (a slow link
+        # that keeps answering is not a stall, however long the whole file takes).
+        for task in tasks:
+            await requests.bounded(asyncio.shield(task), f"reading {remote_path}")
     except BaseException:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # each one's error is retrieved
         raise
     blocks = [task.result() for task in reads]
     after, tail_again = stat.result(), again.result()
     if any(len(data) < length for data, (_, length) in zip(blocks, ranges, strict=True)):
         # Short reads (a server that answers less than asked): follow them, then check again after.
-        for index, (offset, length) in enumerate(ranges):
-            blocks[index] += await read_exact(
-                reader, offset + len(blocks[index]), length - len(blocks[index])
-            )
-        after, tail_again = await fs.stat(remote_path), await read_exact(reader, size - tail, tail)
+        refill = _refill(fs, reader, remote_path, blocks=blocks, ranges=ranges, tail=tail)
+        blocks, after, tail_again = await requests.bounded(refill, f"reading {remote_path}")
     data = b"".join(reversed(blocks))
     if beyond.result() or (after.size, after.mtime) != (listed.size, listed.mtime) or not after.is_regular:
         return None
     if tail and data[-tail:] != tail_again:
         return None
     return data, tail + len(beyond.result())
+
+
+async def _refill(
+    fs: RemoteFileSystem,
+    reader: RemoteReader,
+    remote_path: str,
+    *,
+    blocks: list[bytes],
+    ranges: list[tuple[int, int]],
+    tail: int,
+) -> tuple[list[bytes], RemoteStat, bytes]:
+    """Complete short blocks; the stat and the tail as they are after that (raises RemoteChanged early)."""
+    size = sum(length for _, length in ranges)
+    full = [
+        data + await read_exact(reader, offset + len(data), length - len(data))
+        for data, (offset, length) in zip(blocks, ranges, strict=True)
+    ]
+    return full, await fs.stat(remote_path), await read_exact(reader, size - tail, tail)
 
 
 async def _empty() -> bytes:
