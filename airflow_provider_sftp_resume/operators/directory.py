@@ -32,7 +32,10 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
 
     Each file gets its own ``.part`` and sidecar, as with
     :class:`~airflow_provider_sftp_resume.operators.sftp.ResumableSFTPDownloadOperator`; up to
-    ``concurrency`` files move at once. Files already complete and unchanged are skipped. When some
+    ``concurrency`` files move at once. A small file (up to 1 MiB) not yet present locally is
+    fetched whole in one pass instead (open, then every read and the checks in one flight; no
+    sidecar: a cut one starts again), and all of them share one SFTP session. What each file's
+    durability is: ``docs/directories.md``. Files already complete and unchanged are skipped. When some
     files fail, the others still finish and the try fails afterwards, so the retry transfers only
     what is missing. Remote names are untrusted: a name or link that would land outside
     ``local_dir`` is refused (the task fails without retry, naming it) and nothing is written for it.
@@ -46,7 +49,8 @@ class ResumableSFTPDirectoryDownloadOperator(ResumableSFTPBaseOperator):
     :param local_dir: local directory to mirror into, created if missing (templated)
     :param pattern: ``fnmatch`` pattern for the file names under a directory (templated)
     :param recursive: descend into subdirectories (relative paths are kept locally)
-    :param concurrency: files transferred at once, each on its own SFTP session
+    :param concurrency: files transferred at once; a file over 1 MiB gets an SFTP session of its own,
+        small files share one (and up to ``concurrency`` more of them are opened ahead of their turn)
     :param verify: checks that prove kept bytes still match before resuming (see the single-file operator)
     :param post_action: ``"delete"`` or ``"move"`` each remote file once its local copy is complete and
         verified; ``None`` leaves them
