@@ -404,9 +404,36 @@ def main() -> int:
     parser.add_argument("--stream-runs", type=int, default=1, help="rounds of the (slow) streaming mode")
     parser.add_argument("--quick", action="store_true", help="smoke test: 16 MiB, RTT 0, one run, no 2 GiB")
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="CPU seconds and wall time per side, without Airflow, alternating (see benchmarks/s3_probe.py)",
+    )
+    parser.add_argument(
+        "--probe-modes",
+        default="ours,boto3,stock-temp",
+        help="comma-separated, alternating: ours, ours-old (needs --baseline), boto3, stock-temp",
+    )
+    parser.add_argument("--baseline", type=Path, help="--probe: a checkout of the old code, for ours-old")
+    parser.add_argument("--checksum", default="SHA256", help="--probe: ours' s3_checksum knob")
     args = parser.parse_args()
     if args.task:
         run_task(json.loads(args.task))
+        return 0
+    if args.probe:
+        from benchmarks.s3_probe import run_probe
+
+        report = run_probe(
+            args.size_mib,
+            args.rtt_ms,
+            rounds=args.runs,
+            modes=args.probe_modes.split(","),
+            baseline=args.baseline,
+            checksum=args.checksum,
+        )
+        print(report)
+        if args.output:
+            args.output.write_text(report)
         return 0
     if args.quick:
         args.size_mib, args.rtt_ms, args.runs, args.stream_runs = 16, 0.0, 1, 1

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 try:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from botocore.config import Config
 except ImportError as exc:  # the amazon provider is an optional extra
     raise ImportError(
         "ResumableSFTPToS3Operator needs the Amazon provider: "
@@ -18,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset
 from airflow_provider_sftp_resume.core.destinations.s3.calls import DEFAULT_STATE_PREFIX, S3Target
 from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS
 from airflow_provider_sftp_resume.core.destinations.s3.parts import MAX_PART_SIZE, MIN_PART_SIZE
-from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings, client_config_kwargs
+from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings, merged_client_config
 from airflow_provider_sftp_resume.core.errors import PermanentTransferError, RemoteFileNotFound
 from airflow_provider_sftp_resume.core.resume.verify import DEFAULT_VERIFY
 from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
@@ -126,9 +125,8 @@ class ResumableSFTPToS3Operator(ResumableSFTPBaseOperator):
 
     def _s3_client(self) -> Any:
         """A boto3 client from the AWS connection, with the botocore settings the checksum knob needs."""
-        ours = client_config_kwargs(self.s3_checksum)
         configured = S3Hook(aws_conn_id=self.s3_conn_id).conn_config.botocore_config
-        config = configured.merge(Config(**ours)) if configured else Config(**ours)
+        config = merged_client_config(configured, self.s3_checksum)
         return S3Hook(aws_conn_id=self.s3_conn_id, config=config).get_conn()
 
     def execute(self, context: Context) -> dict[str, Any] | None:

@@ -179,10 +179,10 @@ class S3Destination:
         return WriterHash(self.upload, self._published_earlier.sha256 if self._published_earlier else None)
 
     async def write(self, offset: int, data: bytes) -> None:
-        if self.upload.buffered + len(data) < self.upload.plan.part_size:
-            self.upload.write(offset, data)  # into the buffer: cheap
-        else:
-            await in_thread(self.upload.write, offset, data)  # cuts a part: may wait for a free slot
+        # Into the buffer, or a cut part handed to the uploader's threads: cheap, on the loop. Only
+        # a cut that must wait for a free slot waits in a thread.
+        if not self.upload.write(offset, data, block=False):
+            await in_thread(self.upload.write, offset, data)
 
     async def make_durable(self, state: ResumeState) -> ResumeState:
         if self._published_earlier is not None:

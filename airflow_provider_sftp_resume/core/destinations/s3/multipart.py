@@ -3,9 +3,9 @@ The S3 multipart writer: sequential bytes in, parts up in parallel, resumable fr
 
 Bytes arrive in file order (``random_access = False``) and are cut into parts of
 :attr:`PartPlan.part_size`; at most ``max_in_flight`` parts upload at once on threads (boto3 is
-synchronous), so memory is bounded by ``(max_in_flight + 1) * part_size``. Each part's ETag and
-sha256 are recorded; the whole-file SHA-256 advances one complete part at a time, so its state is
-always at a part boundary and :meth:`S3MultipartUpload.make_durable` can save it in the manifest.
+synchronous) and one more waits, so memory is bounded by ``(max_in_flight + 2) * part_size``. Each
+part's ETag and sha256 are recorded; the whole-file SHA-256 advances one complete part at a time, so
+its state is known at each part boundary and :meth:`S3MultipartUpload.make_durable` can save it.
 
 :class:`~.destination.S3Destination` maps this writer onto the destination seam. A file smaller
 than one part is buffered and goes up as a single ``PutObject`` at publish. ``write`` and
@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_sftp_resume.core.destinations.s3.chunks import ChunkBuffer
 from airflow_provider_sftp_resume.core.destinations.s3.claim import HEARTBEATS_PER_LEASE, Claim, load_claim
 from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS, Manifest, PartRecord
 from airflow_provider_sftp_resume.core.destinations.s3.objects import abort_upload, create_upload, put_whole
@@ -77,7 +78,7 @@ class S3MultipartUpload:
         self.claim = Claim(None)
         self._manifest: Manifest | None = None
         self._hash = ResumableSha256()
-        self._buffer = bytearray()
+        self._buffer = ChunkBuffer()
         self._written = 0
         self._next_part = 1
         self._done: dict[int, PartRecord] = {}
@@ -93,11 +94,6 @@ class S3MultipartUpload:
     def written(self) -> int:
         """Bytes handed to :meth:`write` so far (from offset 0, kept parts included)."""
         return self._written
-
-    @property
-    def buffered(self) -> int:
-        """Bytes written but not yet cut into a part."""
-        return len(self._buffer)
 
     def load_state(self) -> Claim:
         """
@@ -163,15 +159,20 @@ class S3MultipartUpload:
         self._save(self._manifest)
         return 0
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes, *, block: bool = True) -> bool:
         """
-        Take the next bytes of the file; full parts start uploading (this blocks while all slots are busy).
+        Take the next bytes of the file; full parts start uploading (this waits while all slots are busy).
 
         :param offset: must be :attr:`written` (bytes arrive in file order)
         :param data: the bytes
+        :param block: ``False``: take them only if no slot must be waited for, else return ``False``
         """
         with self._lock:
+            cuts = 0 if self.plan.single_put else (len(self._buffer) + len(data)) // self.plan.part_size
+            if not block and not self._parts.reserve(cuts):
+                return False
             self._take(offset, data)
+            return True
 
     def _take(self, offset: int, data: bytes) -> None:
         if offset != self._written:
@@ -181,7 +182,7 @@ class S3MultipartUpload:
                 f"more bytes than the source's {self.plan.size} arrived for {self.description}"
             )
         self._parts.raise_failed()
-        self._buffer += data
+        self._buffer.append(data)
         self._written += len(data)
         while not self.plan.single_put and len(self._buffer) >= self.plan.part_size:
             self._cut(self.plan.part_size)
@@ -194,9 +195,10 @@ class S3MultipartUpload:
         :raises OwnershipLost: another try took the upload over
         :raises UploadAborted: S3 no longer has the upload
         """
-        with self._lock:  # what was cut so far, and the whole-file hash at its end
-            in_flight, state, cut = self._parts.take(), self._hash.state(), self._next_part - 1
+        with self._lock:  # what was cut so far (the hash state here if no part was cut in this try)
+            in_flight, cut, state = self._parts.take(), self._next_part - 1, self._parts.untouched(self._hash)
         records = PartUploader.wait_for(in_flight)
+        state = state or self._parts.state_after(cut)  # part `cut` is done: its hash state is known
         with self._lock:
             self._done.update((record.number, record) for record in records)
         if self._manifest is None:
@@ -211,6 +213,7 @@ class S3MultipartUpload:
 
     def sha256(self) -> str:
         """Hex sha256 of every byte written so far."""
+        self._parts.settle_hash()
         digest = ResumableSha256(self._hash.state())  # the hash is at a part boundary: its state copies
         digest.update(bytes(self._buffer))
         return digest.hexdigest()
@@ -285,10 +288,8 @@ class S3MultipartUpload:
 
     def _cut(self, length: int) -> None:
         assert self._manifest is not None
-        data = bytes(self._buffer[:length])
-        del self._buffer[:length]
-        self._hash.update(data)
-        self._parts.submit(self._manifest.upload_id, self._next_part, data)
+        chunks = self._buffer.take(length)
+        self._parts.submit(self._manifest.upload_id, self._next_part, chunks, self._hash)
         self._next_part += 1
 
     def _wait(self) -> None:
