@@ -30,8 +30,9 @@ from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
 from airflow_provider_sftp_resume.core.remote.startup import (
     FALLBACK_READ_LEN,
     FALLBACK_WRITE_LEN,
+    begin_sftp,
     read_len,
-    start_sftp,
+    settle_quietly,
     write_len,
 )
 
@@ -84,6 +85,8 @@ class AsyncsshFileSystem:
     :param sftp: the started asyncssh SFTP client
     :param server: ``user@host:port``, for log lines
     :param connection: the SSH connection it runs on (for :mod:`~.checksums`, which may run a command)
+    :param limits: the pending ``limits@openssh.com`` request (:func:`~.startup.begin_sftp`); the
+        request sizes are settled once a file is open
     """
 
     def __init__(
@@ -91,8 +94,11 @@ class AsyncsshFileSystem:
         sftp: asyncssh.SFTPClient,
         server: str = "",
         connection: asyncssh.SSHClientConnection | None = None,
+        *,
+        limits: asyncio.Future[None] | None = None,
     ) -> None:
         self._sftp = sftp
+        self._limits = limits
         self.server = server
         #: the asyncssh client and connection, for what the protocol does not cover (checksums)
         self.sftp_client = sftp
@@ -116,16 +122,24 @@ class AsyncsshFileSystem:
         with translated(f"reading the attributes of {path}"):
             return _to_remote_stat(await self._sftp.lstat(path))
 
+    async def _sizes_settled(self) -> None:
+        """Wait for the answer to ``limits@openssh.com`` (sent at start-up, answered long ago, mostly)."""
+        if self._limits is not None:
+            await self._limits
+
     async def open_reader(self, path: str) -> AsyncsshReader:
         with translated(f"opening {path}"):
             # block_size=0: every read() is exactly one request; the engine does the pipelining.
-            handle = await self._sftp.open(path, "rb", block_size=0)
+            # The open travels with the limits request; both answers arrive in one round trip.
+            handle, _ = await asyncio.gather(self._sftp.open(path, "rb", block_size=0), self._sizes_settled())
         return AsyncsshReader(handle, path)
 
     async def open_writer(self, path: str, *, truncate: bool) -> AsyncsshWriter:
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | (asyncssh.FXF_TRUNC if truncate else 0)
         with translated(f"opening {path} for writing"):
-            handle = await self._sftp.open(path, flags, encoding=None, block_size=0)
+            handle, _ = await asyncio.gather(
+                self._sftp.open(path, flags, encoding=None, block_size=0), self._sizes_settled()
+            )
         return AsyncsshWriter(handle, path, self.server, self.refused)
 
     async def list_dir(self, path: str) -> list[RemoteEntry]:
@@ -222,12 +236,14 @@ async def open_sftp_session(
     conn = await connect_with_retries(endpoint, attempts=attempts, max_wait=max_wait)
     try:
         try:
-            sftp = await asyncio.wait_for(start_sftp(conn, endpoint.describe()), endpoint.connect_timeout)
+            started = begin_sftp(conn, endpoint.describe())
+            sftp, limits = await asyncio.wait_for(started, endpoint.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
         try:
-            yield AsyncsshFileSystem(sftp, endpoint.describe(), conn)
+            yield AsyncsshFileSystem(sftp, endpoint.describe(), conn, limits=limits)
         finally:
+            await settle_quietly(limits)
             sftp.exit()
     finally:
         conn.abort()
