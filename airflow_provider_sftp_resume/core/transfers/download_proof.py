@@ -19,6 +19,8 @@ from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferInte
 from airflow_provider_sftp_resume.core.resume.verify import recheck_tail
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from airflow_provider_sftp_resume.core.checksums.proof import Verdict
     from airflow_provider_sftp_resume.core.destinations.protocol import Destination
     from airflow_provider_sftp_resume.core.logs import Logger
@@ -27,11 +29,19 @@ if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
 
 
-def raise_first(*outcomes: object) -> None:
-    """Raise the first exception among the outcomes of a ``gather(..., return_exceptions=True)``."""
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+async def checked_and_flushed(unchanged: Awaitable[int], flush: Awaitable[object]) -> int:
+    """
+    The remote re-check (one round trip) and the local flush (an fsync), overlapped.
+
+    :return: bytes the re-check read
+    :raises RemoteChanged: the re-check's verdict, before any error of the flush
+    """
+    checked, flushed = await asyncio.gather(unchanged, flush, return_exceptions=True)
+    if isinstance(checked, BaseException):
+        raise checked
+    if isinstance(flushed, BaseException):
+        raise flushed
+    return checked
 
 
 async def check_unchanged(

@@ -36,7 +36,7 @@ from airflow_provider_sftp_resume.core.transfers.download_proof import (
     CopyChecks,
     check_complete,
     check_unchanged,
-    raise_first,
+    checked_and_flushed,
 )
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
 
@@ -157,6 +157,9 @@ class DownloadTry:
         if state is not None and (recorded := state.remote.path) != self.remote_path:
             state, reason = None, f"the .part file was filled from another remote path ({recorded})"
         if state is not None and state.durable_bytes > 0:
+            if (state.remote.size, state.remote.mtime) == (remote.size, remote.mtime):  # else no use
+                todo = [(s.done, s.end) for s in state.segments if not s.complete]
+                self._prefetch(reader, *todo[:1])  # sent with the checks; dropped if they fail
             verdict = await self.story.requests.bounded(
                 verify_kept_bytes(state, remote, reader, self.dest.kept_digest, self.options.verify),
                 "verifying kept bytes",
@@ -167,7 +170,8 @@ class DownloadTry:
             reason = verdict.failure
         # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0, the
         # first data window on its way alongside the fingerprint's tail read.
-        self._prefetch_first_window(reader, remote)
+        reader.drop()
+        self._prefetch(reader, (0, remote.size))
         fingerprint, read = await self.story.requests.bounded(
             take_fingerprint(
                 reader, self.remote_path, remote, self.options.verify, server=self.open_session.identity
@@ -181,10 +185,10 @@ class DownloadTry:
         await self.dest.restart(fresh)
         return fresh, reason, ()
 
-    def _prefetch_first_window(self, reader: PrefetchingReader, remote: RemoteStat) -> None:
-        """Send the reads a fresh single-stream fill starts with (not under a cap: those wait for tokens)."""
-        if self._connections() == 1 and self.options.bandwidth is None:
-            reader.prefetch(first_window(0, remote.size, *self._pipeline_shape(1)))
+    def _prefetch(self, reader: PrefetchingReader, *ranges: tuple[int, int]) -> None:
+        """Send the reads a single-stream fill of ``[start, end)`` begins with (none under a cap)."""
+        if ranges and self._connections() == 1 and self.options.bandwidth is None:
+            reader.prefetch(first_window(*ranges[0], *self._pipeline_shape(1)))
 
     def _connections(self) -> int:
         """
@@ -207,17 +211,10 @@ class DownloadTry:
             checkpointer.start()
             await self._fill(reader, checkpointer, hasher)
             check_complete(self.dest, checkpointer.written)
-            # The remote re-check (one round trip) and the local flush (an fsync) overlap.
             unchanged = check_unchanged(self.fs, self.remote_path, reader, remote, state.remote)
-            checked, flushed = await asyncio.gather(
-                self.story.requests.bounded(unchanged, "re-checking the remote file"),
-                checkpointer.flush(),
-                return_exceptions=True,
+            self.story.verification_bytes += await checked_and_flushed(
+                self.story.requests.bounded(unchanged, "re-checking the remote file"), checkpointer.flush()
             )
-            if isinstance(checked, BaseException):
-                raise checked
-            raise_first(flushed)
-            self.story.verification_bytes += checked
             # Nothing more is read: the close's round trip runs while the copy is proven and published.
             self.closing = asyncio.ensure_future(close_quietly(reader))
         except RemoteChanged:
