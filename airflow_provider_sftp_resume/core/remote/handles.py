@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ class AsyncsshReader:
         self._handle = handle
         self._path = path
         self._size = size
+        self._closing: asyncio.Future[None] | None = None
 
     async def read(self, offset: int, length: int) -> bytes:
         with translated(f"reading {self._path} at offset {offset}"):
@@ -42,6 +44,12 @@ class AsyncsshReader:
         return data
 
     async def close(self) -> None:
+        """Close the remote file; a second call waits for the first one's request (one close is sent)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await self._closing
+
+    async def _close(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
             await self._handle.close()
 

@@ -8,7 +8,8 @@ reads 32 KiB at a time and pays a request and a reply per 32 KiB (about half the
 
 So the session asks for more and learns from the answers (:class:`ReadSize`):
 
-- the first read that asks more than is known to work is the *probe*, sent alone as one request;
+- the first read that asks the ceiling (more than is known to work) is the *probe*, sent alone as
+  one request; smaller reads above the known size are split (a probe of 64 KiB would teach little);
   reads issued while it is out are split into requests of the size known to work, all in flight
   at once (no round trip is spent waiting for the probe);
 - a full answer confirms the size asked; a short answer may be the server's maximum or the end of
@@ -89,13 +90,16 @@ class ReadSize:
             return await split_read(request, offset, length, self.ceiling)
         ask = min(length, self.ceiling)
         short = self._short  # this read may be the rest of a short answer (which a probe would replace)
+        rest = short is not None and offset == short[0]
         if ask <= self.known:
             data = await request(offset, ask)
-        elif self._probing:  # go on at the size known to work meanwhile
-            data = await split_read(request, offset, ask, self.known)
-        else:
+        elif rest or (ask == self.ceiling and not self._probing and short is None):
             data = await self._send_probe(request, offset, ask)
-        if short is not None and offset == short[0]:
+        else:
+            # A probe, or the rest of its short answer, is out; or the read is smaller than the
+            # ceiling (a 64 KiB tail read would only prove 64 KiB): go on at the size known to work.
+            data = await split_read(request, offset, ask, self.known)
+        if short is not None and rest:
             self._learn_maximum(short[1] if data else None)
         return data
 

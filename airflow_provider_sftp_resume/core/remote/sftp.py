@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import stat as stat_module
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from airflow_provider_sftp_resume.core.remote.attributes import listed_name, remote_stat
 from airflow_provider_sftp_resume.core.remote.connect import connect_with_retries
 from airflow_provider_sftp_resume.core.remote.failures import (
     note_refused_extension,
@@ -30,13 +30,16 @@ from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
 from airflow_provider_sftp_resume.core.remote.startup import (
     FALLBACK_READ_LEN,
     FALLBACK_WRITE_LEN,
+    begin_sftp,
     read_size,
-    start_sftp,
+    settle_quietly,
     write_len,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from airflow_provider_sftp_resume.core.remote.readsize import ReadSize
 
 __all__ = [
     "FALLBACK_READ_LEN",
@@ -51,32 +54,6 @@ REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied, asyncssh.
 POSIX_RENAME = "posix-rename@openssh.com"
 
 
-def _name_of(entry: asyncssh.SFTPName) -> str:
-    """A listed name (bytes, as asked for), with bytes that are not UTF-8 kept as surrogate escapes."""
-    name = entry.filename
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
-
-
-def _to_remote_stat(attrs: asyncssh.SFTPAttrs) -> RemoteStat:
-    mode = attrs.permissions
-    if mode is not None:
-        is_dir = stat_module.S_ISDIR(mode)
-        is_regular = stat_module.S_ISREG(mode)
-    else:
-        is_dir = attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
-        is_regular = attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN)
-    return RemoteStat(
-        size=attrs.size or 0,
-        size_known=attrs.size is not None,
-        mtime=int(attrs.mtime or 0),
-        is_dir=is_dir,
-        is_regular=is_regular,
-        is_symlink=(
-            stat_module.S_ISLNK(mode) if mode is not None else attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK
-        ),
-    )
-
-
 class AsyncsshFileSystem:
     """
     One SFTP session on one SSH connection.
@@ -84,6 +61,8 @@ class AsyncsshFileSystem:
     :param sftp: the started asyncssh SFTP client
     :param server: ``user@host:port``, for log lines
     :param connection: the SSH connection it runs on (for :mod:`~.checksums`, which may run a command)
+    :param limits: the pending ``limits@openssh.com`` request (:func:`~.startup.begin_sftp`); the
+        request sizes are settled once a file is open
     """
 
     def __init__(
@@ -91,16 +70,33 @@ class AsyncsshFileSystem:
         sftp: asyncssh.SFTPClient,
         server: str = "",
         connection: asyncssh.SSHClientConnection | None = None,
+        *,
+        limits: asyncio.Future[None] | None = None,
     ) -> None:
         self._sftp = sftp
+        self._limits = limits
         self.server = server
         #: the asyncssh client and connection, for what the protocol does not cover (checksums)
         self.sftp_client = sftp
         self.ssh_connection = connection
         #: optional extensions this server advertised and then refused in this session
         self.refused: set[str] = set()
-        #: the read size, advertised or discovered by the session's reads (shared by its open files)
-        self.read_size = read_size(sftp.limits, server)
+        self._read_size: ReadSize | None = None
+
+    @property
+    def read_size(self) -> ReadSize:
+        """
+        The read size, advertised or discovered by the session's reads (shared by its open files).
+
+        Settled once the ``limits@openssh.com`` answer is in (a file is open); before that it says
+        what is known so far and is not kept.
+        """
+        if self._read_size is not None:
+            return self._read_size
+        size = read_size(self._sftp.limits, self.server)
+        if self._limits is None or self._limits.done():
+            self._read_size = size
+        return size
 
     @property
     def max_read_len(self) -> int:
@@ -112,22 +108,30 @@ class AsyncsshFileSystem:
 
     async def stat(self, path: str) -> RemoteStat:
         with translated(f"reading the attributes of {path}"):
-            return _to_remote_stat(await self._sftp.stat(path))
+            return remote_stat(await self._sftp.stat(path))
 
     async def lstat(self, path: str) -> RemoteStat:
         with translated(f"reading the attributes of {path}"):
-            return _to_remote_stat(await self._sftp.lstat(path))
+            return remote_stat(await self._sftp.lstat(path))
+
+    async def _sizes_settled(self) -> None:
+        """Wait for the answer to ``limits@openssh.com`` (sent at start-up, answered long ago, mostly)."""
+        if self._limits is not None:
+            await self._limits
 
     async def open_reader(self, path: str) -> AsyncsshReader:
         with translated(f"opening {path}"):
             # block_size=0: every read() is exactly one request; the engine does the pipelining.
-            handle = await self._sftp.open(path, "rb", block_size=0)
+            # The open travels with the limits request; both answers arrive in one round trip.
+            handle, _ = await asyncio.gather(self._sftp.open(path, "rb", block_size=0), self._sizes_settled())
         return AsyncsshReader(handle, path, self.read_size)
 
     async def open_writer(self, path: str, *, truncate: bool) -> AsyncsshWriter:
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | (asyncssh.FXF_TRUNC if truncate else 0)
         with translated(f"opening {path} for writing"):
-            handle = await self._sftp.open(path, flags, encoding=None, block_size=0)
+            handle, _ = await asyncio.gather(
+                self._sftp.open(path, flags, encoding=None, block_size=0), self._sizes_settled()
+            )
         return AsyncsshWriter(handle, path, self.server, self.refused)
 
     async def list_dir(self, path: str) -> list[RemoteEntry]:
@@ -135,7 +139,7 @@ class AsyncsshFileSystem:
         # Bytes that are not UTF-8 are kept as surrogate escapes, for names.check_relative_name to refuse.
         with translated(f"listing {path}"):
             return [
-                RemoteEntry(_name_of(entry), _to_remote_stat(entry.attrs))
+                RemoteEntry(listed_name(entry), remote_stat(entry.attrs))
                 async for entry in self._sftp.scandir(path.encode("utf-8"))
                 if entry.filename not in (b".", b"..")
             ]
@@ -224,12 +228,14 @@ async def open_sftp_session(
     conn = await connect_with_retries(endpoint, attempts=attempts, max_wait=max_wait)
     try:
         try:
-            sftp = await asyncio.wait_for(start_sftp(conn, endpoint.describe()), endpoint.connect_timeout)
+            started = begin_sftp(conn, endpoint.describe())
+            sftp, limits = await asyncio.wait_for(started, endpoint.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
         try:
-            yield AsyncsshFileSystem(sftp, endpoint.describe(), conn)
+            yield AsyncsshFileSystem(sftp, endpoint.describe(), conn, limits=limits)
         finally:
+            await settle_quietly(limits)
             sftp.exit()
     finally:
         conn.abort()

@@ -1,8 +1,9 @@
 """
 Starting SFTP on an SSH connection, and the request sizes a session settles on.
 
-A server that advertises ``limits@openssh.com`` and then refuses it still gets a session (without
-the request, at the sizes every server accepts).
+The ``limits@openssh.com`` request travels with the session's first requests instead of before
+them; a server that advertises it and then refuses it still gets a session (at the sizes every
+server accepts).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ MAX_WRITE_LEN = 256 * 1024  # 256 KiB
 #: it is the server's own I/O error.
 EXTENSION_REFUSALS = (asyncssh.SFTPOpUnsupported, asyncssh.SFTPPermissionDenied)
 LIMITS = "limits@openssh.com"
+#: Seconds a session that closes waits for a limits answer still outstanding (only a session that
+#: never opened a file; the answer comes with the first requests).
+LIMITS_GRACE = 1.0
 
 
 def read_len(limits: asyncssh.sftp.SFTPLimits) -> int:
@@ -66,30 +70,37 @@ class _NoLimitsClientHandler(asyncssh.sftp.SFTPClientHandler):
     """asyncssh's SFTP client handler, without the ``limits@openssh.com`` request at start-up."""
 
     async def request_limits(self) -> None:
-        """Keep asyncssh's safe defaults: this server advertised the limits request and refused it."""
+        """Send nothing at start-up: :func:`begin_sftp` sends the request alongside the first requests."""
 
 
-async def start_sftp(conn: asyncssh.SSHClientConnection, server: str) -> asyncssh.SFTPClient:
-    """
-    Start SFTP on ``conn``; a server that refuses ``limits@openssh.com`` gets a session without it.
-
-    asyncssh's ``start_sftp_client`` sends ``limits@openssh.com`` itself when the server advertises
-    it, and fails the whole start-up when the server then refuses it (OpenSSH 6.5-8.5 with
-    ``sftp-server -P limits``). The extension only tunes request sizes, so on that refusal a second
-    SFTP channel is started the way ``start_sftp_client`` does it, without the limits request; the
-    session then uses the sizes every server accepts (:data:`FALLBACK_READ_LEN`,
-    :data:`FALLBACK_WRITE_LEN`). The refused channel is closed with the connection.
-
-    :param conn: an authenticated SSH connection
-    :param server: ``user@host:port``, for the log line
-    """
+async def _request_limits(handler: asyncssh.sftp.SFTPClientHandler, server: str) -> None:
+    """Ask for the server's limits; a refusal leaves the sizes every server accepts, and says so."""
     try:
-        return await conn.start_sftp_client()
+        await asyncssh.sftp.SFTPClientHandler.request_limits(handler)
     except EXTENSION_REFUSALS as exc:
-        # The version exchange cannot answer with a status: the only request start-up sends is limits.
+        # The sizes stay asyncssh's safe defaults, which read_len/write_len turn into the fallbacks.
         note_refused_extension(
             server, LIMITS, exc, f"requests of {FALLBACK_WRITE_LEN // 1024} KiB, which every server accepts"
         )
+
+
+async def begin_sftp(
+    conn: asyncssh.SSHClientConnection, server: str
+) -> tuple[asyncssh.SFTPClient, asyncio.Task[None]]:
+    """
+    Start SFTP on ``conn`` and send ``limits@openssh.com`` without waiting for its answer.
+
+    asyncssh's ``start_sftp_client`` waits for the limits answer before it returns, one round trip
+    in which nothing else is sent, and fails the whole start-up when a server that advertises the
+    extension then refuses it (OpenSSH 6.5-8.5 with ``sftp-server -P limits``). Here the channel is
+    started the way ``start_sftp_client`` does it, and the limits request goes out as a task, so the
+    caller's first stat and open travel with it; a refusal only leaves the sizes every server accepts
+    (:data:`FALLBACK_READ_LEN`, :data:`FALLBACK_WRITE_LEN`). Await the task before using the sizes.
+
+    :param conn: an authenticated SSH connection
+    :param server: ``user@host:port``, for the log line
+    :returns: the client, and the pending limits request (done at once when none is advertised)
+    """
     writer, reader, _ = await conn.open_session(subsystem="sftp", encoding=None)
     # The handler's constructor is internal API and changed in asyncssh 2.22 (``utf8_decode_errors``
     # was added): pass only the arguments this version takes, by name.
@@ -104,4 +115,15 @@ async def start_sftp(conn: asyncssh.SSHClientConnection, server: str) -> asyncss
     handler = _NoLimitsClientHandler(**{name: value for name, value in arguments.items() if name in accepted})
     await handler.start()
     conn.create_task(handler.recv_packets(), handler.logger)
-    return asyncssh.SFTPClient(handler, "utf-8", "strict")
+    limits = asyncio.ensure_future(_request_limits(handler, server))
+    return asyncssh.SFTPClient(handler, "utf-8", "strict"), limits
+
+
+async def settle_quietly(limits: asyncio.Future[None]) -> None:
+    """Let a still-pending limits request finish (its refusal is worth the log line), briefly; never raise."""
+    if not limits.done():
+        await asyncio.wait({limits}, timeout=LIMITS_GRACE)
+    if not limits.done():
+        limits.cancel()
+    elif not limits.cancelled():
+        limits.exception()  # retrieved: a lost connection is reported by the request that needs it

@@ -10,6 +10,7 @@ never touched until the replacement is complete and checked. The bytes go throug
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,12 @@ from airflow_provider_sftp_resume.core.transfers.story import TryStory
 if TYPE_CHECKING:
     import os
 
-    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteStat, SessionFactory
+    from airflow_provider_sftp_resume.core.remote.protocol import (
+        RemoteFileSystem,
+        RemoteReader,
+        RemoteStat,
+        SessionFactory,
+    )
     from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
 
 __all__ = ["DownloadOptions", "DownloadResult", "download_file"]
@@ -110,8 +116,7 @@ async def _locked_try(
                 open_session=open_session,
                 lock_fd=lock.fileno(),  # shared with segment workers: none outlives the lock
             )
-            remote = await _stat_source(remote_fs, remote_path, story)
-            reader = await story.requests.timed(remote_fs.open_reader(remote_path), "opening the remote file")
+            remote, reader = await _stat_and_open(remote_fs, remote_path, story)
             try:
                 destination = LocalPart(paths, story.log)
                 try:
@@ -119,12 +124,46 @@ async def _locked_try(
                 finally:
                     await destination.close()
             finally:
-                await close_quietly(reader)
+                if try_.closing is None:  # else the close is on its way; the session's end settles it
+                    await close_quietly(reader)
 
 
-async def _stat_source(fs: RemoteFileSystem, remote_path: str, story: TryStory) -> RemoteStat:
-    """The remote file's attributes; refuse what cannot be downloaded and proven complete."""
-    remote = await story.requests.timed(fs.stat(remote_path), "reading the remote file's attributes")
+async def _stat_and_open(
+    fs: RemoteFileSystem, remote_path: str, story: TryStory
+) -> tuple[RemoteStat, RemoteReader]:
+    """
+    The remote file's attributes and an open reader, asked for together: one round trip, not two.
+
+    The stat's verdict comes first: a missing file, a directory or a file without a size is refused
+    by what the stat says, whatever the open answered, and a reader opened meanwhile is closed.
+    """
+    stat, opened = await asyncio.gather(
+        story.requests.timed(fs.stat(remote_path), "reading the remote file's attributes"),
+        story.requests.timed(fs.open_reader(remote_path), "opening the remote file"),
+        return_exceptions=True,
+    )
+    try:
+        if isinstance(stat, BaseException):
+            raise stat
+        _check_source(stat, remote_path)
+        if isinstance(opened, BaseException):
+            raise opened
+    except BaseException:
+        if not isinstance(opened, BaseException):
+            await close_quietly(opened)
+        raise
+    story.log.info(
+        "Connected. Remote file %s: %d bytes (%s), mtime %d",
+        remote_path,
+        stat.size,
+        format_bytes(stat.size),
+        stat.mtime,
+    )
+    return stat, opened
+
+
+def _check_source(remote: RemoteStat, remote_path: str) -> None:
+    """Refuse what cannot be downloaded and proven complete."""
     if remote.is_dir:
         raise RemotePathError(
             f"Remote path {remote_path} is a directory. Give the path of a file; "
@@ -138,11 +177,3 @@ async def _stat_source(fs: RemoteFileSystem, remote_path: str, story: TryStory) 
             "is missing), so a download could not be proven complete. Use a server that reports "
             "file sizes; nothing was written."
         )
-    story.log.info(
-        "Connected. Remote file %s: %d bytes (%s), mtime %d",
-        remote_path,
-        remote.size,
-        format_bytes(remote.size),
-        remote.mtime,
-    )
-    return remote

@@ -1,7 +1,11 @@
-"""A download's last checks before publishing: ``expected_sha256`` and the source's own checksums."""
+"""
+A download's last checks before publishing: one version only, ``expected_sha256`` and the source's
+own checksums.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from airflow_provider_sftp_resume.core.checksums.command import command_for
@@ -11,13 +15,76 @@ from airflow_provider_sftp_resume.core.checksums.proof import (
     prove_copy,
 )
 from airflow_provider_sftp_resume.core.checksums.rule import SourceChecksum
+from airflow_provider_sftp_resume.core.errors import RemoteChanged, TransferInterrupted
+from airflow_provider_sftp_resume.core.resume.verify import recheck_tail
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from airflow_provider_sftp_resume.core.checksums.proof import Verdict
     from airflow_provider_sftp_resume.core.destinations.protocol import Destination
     from airflow_provider_sftp_resume.core.logs import Logger
-    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteStat
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem, RemoteReader, RemoteStat
+    from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, ResumeState
     from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
+
+
+async def checked_and_flushed(unchanged: Awaitable[int], flush: Awaitable[object]) -> int:
+    """
+    The remote re-check (one round trip) and the local flush (an fsync), overlapped.
+
+    :return: bytes the re-check read
+    :raises RemoteChanged: the re-check's verdict, before any error of the flush
+    """
+    checked, flushed = await asyncio.gather(unchanged, flush, return_exceptions=True)
+    if isinstance(checked, BaseException):
+        raise checked
+    if isinstance(flushed, BaseException):
+        raise flushed
+    return checked
+
+
+async def check_unchanged(
+    fs: RemoteFileSystem,
+    remote_path: str,
+    reader: RemoteReader,
+    before: RemoteStat,
+    fingerprint: RemoteFingerprint,
+) -> int:
+    """
+    Refuse a file whose source changed while it was read: it could mix two versions.
+
+    The stat and the tail re-read are sent together (one round trip); the stat's verdict is
+    reported first, as it says more (the new size and mtime).
+
+    :return: bytes read
+    :raises RemoteChanged: the size, the mtime or the last bytes differ from the try's start
+    """
+    after, tail = await asyncio.gather(
+        fs.stat(remote_path), recheck_tail(reader, fingerprint), return_exceptions=True
+    )
+    if isinstance(after, BaseException):
+        raise after
+    if (after.size, after.mtime) != (before.size, before.mtime):
+        raise RemoteChanged(
+            f"The remote file changed while it was downloaded (size {before.size} -> {after.size}, "
+            f"mtime {before.mtime} -> {after.mtime}); the partial copy was discarded and the "
+            "next try starts over."
+        )
+    if isinstance(tail, BaseException):
+        raise tail
+    return tail
+
+
+def check_complete(dest: Destination, state: ResumeState) -> None:
+    """Never publish a short or overlong file, whatever went wrong before."""
+    size = dest.stored_size()
+    if not state.complete or size != state.remote.size:
+        raise TransferInterrupted(
+            f"The transfer ended with {state.durable_bytes} of {state.remote.size} bytes written "
+            f"and a .part of {size} bytes; the next try resumes from the last checkpoint.",
+            offset=state.durable_bytes,
+        )
 
 
 class CopyChecks:

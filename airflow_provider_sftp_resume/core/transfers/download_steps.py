@@ -8,6 +8,7 @@ used, when the copy is complete and provably of one version, and what the result
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
@@ -15,23 +16,28 @@ from airflow_provider_sftp_resume.core.errors import (
     LocalDiskFull,
     RemoteChanged,
     TransferError,
-    TransferInterrupted,
 )
 from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
+from airflow_provider_sftp_resume.core.io.prefetch import PrefetchingReader, first_window
 from airflow_provider_sftp_resume.core.io.segments import segment_boundaries
 from airflow_provider_sftp_resume.core.io.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
 from airflow_provider_sftp_resume.core.resume.verify import (
     TAIL_LENGTH,
     VerifyCheck,
     format_verify,
-    recheck_tail,
     take_fingerprint,
     verify_kept_bytes,
 )
 from airflow_provider_sftp_resume.core.threads import in_thread
-from airflow_provider_sftp_resume.core.transfers.download_proof import CopyChecks
+from airflow_provider_sftp_resume.core.transfers.download_proof import (
+    CopyChecks,
+    check_complete,
+    check_unchanged,
+    checked_and_flushed,
+)
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions, DownloadResult
 
 if TYPE_CHECKING:
@@ -80,14 +86,17 @@ class DownloadTry:
         self.lock_fd = lock_fd
         self.dest: Destination  # set by run()
         self.checks = CopyChecks(remote_fs, remote_path, options, story.log)
+        #: the reader's close, started once nothing more is read from it (its answer is not needed)
+        self.closing: asyncio.Future[None] | None = None
 
     async def run(self, reader: RemoteReader, remote: RemoteStat, destination: Destination) -> DownloadResult:
         """Skip an unchanged target, or plan, fill, prove and publish."""
         self.dest = destination
         if self.options.skip_unchanged and (skipped := await self._skip_unchanged(reader, remote)):
             return skipped
+        reader = early = PrefetchingReader(reader)
         try:
-            state, reason, passed = await self._plan(reader, remote)
+            state, reason, passed = await self._plan(early, remote)
             self.story.planned(
                 state.durable_bytes,
                 remote.size,
@@ -104,6 +113,8 @@ class DownloadTry:
         except RemoteChanged:
             await destination.discard()  # the kept bytes belong to a version that no longer exists
             raise
+        finally:
+            early.drop()
         self.story.done(self.target, remote.size, digest)
         return self._result(
             remote,
@@ -136,7 +147,7 @@ class DownloadTry:
 
     # -- plan: resume or restart ------------------------------------------------------------------
 
-    async def _plan(self, reader: RemoteReader, remote: RemoteStat) -> Plan:
+    async def _plan(self, reader: PrefetchingReader, remote: RemoteStat) -> Plan:
         """Return the state to continue from, why kept bytes were dropped, and the checks that passed."""
         reason: str | None = None
         try:
@@ -146,6 +157,9 @@ class DownloadTry:
         if state is not None and (recorded := state.remote.path) != self.remote_path:
             state, reason = None, f"the .part file was filled from another remote path ({recorded})"
         if state is not None and state.durable_bytes > 0:
+            if (state.remote.size, state.remote.mtime) == (remote.size, remote.mtime):  # else no use
+                todo = [(s.done, s.end) for s in state.segments if not s.complete]
+                self._prefetch(reader, *todo[:1])  # sent with the checks; dropped if they fail
             verdict = await self.story.requests.bounded(
                 verify_kept_bytes(state, remote, reader, self.dest.kept_digest, self.options.verify),
                 "verifying kept bytes",
@@ -154,7 +168,10 @@ class DownloadTry:
             if verdict.ok:
                 return state, None, verdict.passed
             reason = verdict.failure
-        # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0.
+        # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0, the
+        # first data window on its way alongside the fingerprint's tail read.
+        reader.drop()
+        self._prefetch(reader, (0, remote.size))
         fingerprint, read = await self.story.requests.bounded(
             take_fingerprint(
                 reader, self.remote_path, remote, self.options.verify, server=self.open_session.identity
@@ -167,6 +184,11 @@ class DownloadTry:
         )
         await self.dest.restart(fresh)
         return fresh, reason, ()
+
+    def _prefetch(self, reader: PrefetchingReader, *ranges: tuple[int, int]) -> None:
+        """Send the reads a single-stream fill of ``[start, end)`` begins with (none under a cap)."""
+        if ranges and self._connections() == 1 and self.options.bandwidth is None:
+            reader.prefetch(first_window(*ranges[0], *self._pipeline_shape(1)))
 
     def _connections(self) -> int:
         """
@@ -188,11 +210,13 @@ class DownloadTry:
         try:
             checkpointer.start()
             await self._fill(reader, checkpointer, hasher)
-            self._check_complete(checkpointer.written)
-            await self.story.requests.bounded(
-                self._check_unchanged(reader, remote, state), "re-checking the remote file"
+            check_complete(self.dest, checkpointer.written)
+            unchanged = check_unchanged(self.fs, self.remote_path, reader, remote, state.remote)
+            self.story.verification_bytes += await checked_and_flushed(
+                self.story.requests.bounded(unchanged, "re-checking the remote file"), checkpointer.flush()
             )
-            await checkpointer.flush()
+            # Nothing more is read: the close's round trip runs while the copy is proven and published.
+            self.closing = asyncio.ensure_future(close_quietly(reader))
         except RemoteChanged:
             hasher.abandon()
             await checkpointer.stop()
@@ -236,27 +260,6 @@ class DownloadTry:
         with contextlib.suppress(TransferError):
             durable = await checkpointer.flush()
             self.story.kept(durable.durable_bytes, size)
-
-    def _check_complete(self, state: ResumeState) -> None:
-        """Never publish a short or overlong file, whatever went wrong above."""
-        size = self.dest.stored_size()
-        if not state.complete or size != state.remote.size:
-            raise TransferInterrupted(
-                f"The transfer ended with {state.durable_bytes} of {state.remote.size} bytes written "
-                f"and a .part of {size} bytes; the next try resumes from the last checkpoint.",
-                offset=state.durable_bytes,
-            )
-
-    async def _check_unchanged(self, reader: RemoteReader, before: RemoteStat, state: ResumeState) -> None:
-        """Refuse a file whose source changed while it was read: it could mix two versions."""
-        after = await self.fs.stat(self.remote_path)
-        if (after.size, after.mtime) != (before.size, before.mtime):
-            raise RemoteChanged(
-                f"The remote file changed while it was downloaded (size {before.size} -> {after.size}, "
-                f"mtime {before.mtime} -> {after.mtime}); the partial copy was discarded and the "
-                "next try starts over."
-            )
-        self.story.verification_bytes += await recheck_tail(reader, state.remote)
 
     def _result(
         self,

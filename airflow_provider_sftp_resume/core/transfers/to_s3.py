@@ -19,7 +19,7 @@ from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSet
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.verify import take_fingerprint
-from airflow_provider_sftp_resume.core.transfers.download import _stat_source
+from airflow_provider_sftp_resume.core.transfers.download import _stat_and_open
 from airflow_provider_sftp_resume.core.transfers.download_steps import DownloadTry
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
 from airflow_provider_sftp_resume.core.transfers.s3_after import apply_post_action
@@ -116,8 +116,7 @@ async def copy_to_s3(
         try_ = DownloadTry(
             remote_fs, remote_path, target.describe(), options, story, open_session=open_session
         )
-        remote = await _stat_source(remote_fs, remote_path, story)
-        reader = await story.requests.timed(remote_fs.open_reader(remote_path), "opening the remote file")
+        remote, reader = await _stat_and_open(remote_fs, remote_path, story)
         try:
             result, destination = await _run(
                 try_, reader, remote, s3_client, target=target, settings=settings
