@@ -421,9 +421,13 @@ class Peers:
 
     def dag_overhead(self) -> tuple[float, float]:
         """CPU and wall seconds of ``dag.test()`` around an empty task, measured as ours is."""
-        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.providers.common.compat.sdk import BaseOperator
 
-        _, cpu, wall = self._dag_run(lambda: EmptyOperator(task_id="fetch"))
+        class Nothing(BaseOperator):
+            def execute(self, context: Any) -> None:
+                return None
+
+        _, cpu, wall = self._dag_run(lambda: Nothing(task_id="fetch"))
         return cpu, wall
 
     def ours(self, remote: Path, local: Path, *, directory: bool = False) -> Run:
