@@ -69,9 +69,9 @@ def start_try(
     )
 
 
-def finish(process: subprocess.Popen[str]) -> dict[str, Any] | None:
+def finish(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any] | None:
     """The try's JSON line, or ``None`` when it was killed."""
-    out, err = process.communicate(timeout=120)
+    out, err = process.communicate(timeout=timeout)
     if process.returncode == -9:
         return None
     assert process.returncode == 0, err[-3000:]
@@ -80,9 +80,16 @@ def finish(process: subprocess.Popen[str]) -> dict[str, Any] | None:
 
 
 def one_try(
-    tmp_path: Path, moto: MotoServer, bucket: str, server: ServerInfo, source: Path, **extra: Any
+    tmp_path: Path,
+    moto: MotoServer,
+    bucket: str,
+    server: ServerInfo,
+    source: Path,
+    *,
+    timeout: float = 120,
+    **extra: Any,
 ) -> Any:
-    return finish(start_try(tmp_path, moto, bucket, server, source, **extra))
+    return finish(start_try(tmp_path, moto, bucket, server, source, **extra), timeout)
 
 
 def object_sha256(client: Any, bucket: str) -> str:
@@ -255,6 +262,7 @@ def test_an_existing_object_stays_until_the_new_one_is_complete(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 4 GiB through sshd and moto: about 2 minutes alone, more under load
 def test_a_sparse_source_over_4_gib_copies_exactly(
     tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
 ) -> None:
@@ -270,8 +278,9 @@ def test_a_sparse_source_over_4_gib_copies_exactly(
         while chunk := handle.read(16 * MiB):
             expected.update(chunk)
 
-    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, part_size=None)
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, part_size=None, timeout=1800)
 
+    assert "error" not in result, result
     assert result["size"] == size
     assert result["sha256"] == expected.hexdigest()
     head = client.head_object(Bucket=bucket, Key=KEY)

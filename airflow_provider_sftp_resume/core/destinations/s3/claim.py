@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target, error_code, failure, list_parts
 from airflow_provider_sftp_resume.core.destinations.s3.errors import UploadAborted, UploadBusy
-from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import (
+    SINGLE_PUT,
+    Manifest,
+    fingerprint_digest,
+)
 from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestConflict, ManifestStore
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, UnusableState
 
@@ -102,6 +106,10 @@ def load_claim(
     if (manifest.part_size, manifest.checksum) != (part_size, checksum):
         reason = "the part size or checksum setting changed since the last try"
         return Claim(None, reason, stale_upload_id=manifest.upload_id)
+    if manifest.upload_id == SINGLE_PUT:
+        if manifest.sha256 and is_published(client, target, manifest.source):
+            return Claim(None, published=manifest)
+        return Claim(None)  # nothing to resume; store.etag is set, so the fresh claim replaces it
     try:
         truth = list_parts(client, target, manifest.upload_id, page=page)
     except UploadAborted as exc:
@@ -109,13 +117,26 @@ def load_claim(
             return Claim(None, published=manifest)
         return Claim(None, restart_reason=str(exc))
     kept = reconcile(manifest, truth)
-    claimed = replace(kept, owner=replace(me, heartbeat=clock()), sha256="")
+    return Claim(
+        take_over(store, target, replace(kept, owner=replace(me, heartbeat=clock()), sha256=""), clock)
+    )
+
+
+def take_over(
+    store: ManifestStore, target: S3Target, claimed: Manifest, clock: Callable[[], float]
+) -> Manifest:
+    """
+    Replace the manifest that was read with ``claimed`` (this try's); return it.
+
+    :raises UploadBusy: another try wrote the manifest since it was read
+    """
     try:
         store.write(claimed)
     except ManifestConflict:
         other = store.read()
-        raise busy(target, other.owner if other else owner, clock) from None
-    return Claim(claimed)
+        store.etag = None  # the manifest is the other try's: never write or delete it
+        raise busy(target, other.owner if other else claimed.owner, clock) from None
+    return claimed
 
 
 def reconcile(manifest: Manifest, truth: list[dict[str, Any]]) -> Manifest:
