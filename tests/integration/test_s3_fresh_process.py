@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import write_random
+from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
-    from tests.support.faultproxy import FaultProxy
     from tests.support.s3 import MotoServer
     from tests.support.servers import ServerInfo
 
@@ -286,3 +286,92 @@ def test_a_sparse_source_over_4_gib_copies_exactly(
     head = client.head_object(Bucket=bucket, Key=KEY)
     assert head["ContentLength"] == size
     assert_clean(client, bucket)
+
+
+def test_two_concurrent_tries_on_a_single_put_file_exactly_one_publishes(
+    tmp_path: Path,
+    moto_server: MotoServer,
+    s3_bucket: tuple[Any, str],
+    openssh_server: ServerInfo,
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "small.bin"
+    digest = write_random(source, 3 * MiB, seed=21)  # under one part: one PutObject
+    slow = FaultProxy(openssh_server.port)
+    try:
+        slow.set_rate(1 * MiB)  # the first try takes a few seconds
+        first = start_try(tmp_path, moto_server, bucket, openssh_server, source, port=slow.port)
+        wait_for_state(client, bucket)
+
+        second = one_try(tmp_path, moto_server, bucket, openssh_server, source)
+        winner = finish(first)
+    finally:
+        slow.stop()
+
+    assert second["error"] == "UploadBusy", second
+    assert second["retriable"] is True
+    assert f"pid {first.pid}" in second["message"]
+    assert winner is not None
+    assert "error" not in winner, winner
+    assert winner["parts"] == 1
+    assert winner["sha256"] == digest == object_sha256(client, bucket)
+    assert_clean(client, bucket)
+
+
+def test_a_failed_single_put_try_releases_its_claim_for_the_next_try(
+    tmp_path: Path,
+    moto_server: MotoServer,
+    s3_bucket: tuple[Any, str],
+    openssh_server: ServerInfo,
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "small.bin"
+    digest = write_random(source, 3 * MiB, seed=22)
+    cut = FaultProxy(openssh_server.port)
+    try:
+        cut.cut_after(1 * MiB)
+        first = one_try(tmp_path, moto_server, bucket, openssh_server, source, port=cut.port)
+    finally:
+        cut.stop()
+    assert first["error"] == "TransferInterrupted", first
+    claim = json.loads(client.get_object(Bucket=bucket, Key=f"_sftp_resume/{KEY}.json")["Body"].read())
+    assert claim["upload_id"] == ""  # a single PutObject's claim: no multipart upload behind it
+    assert claim["owner"]["heartbeat"] == 0  # released: the next try need not wait for the lease
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=KEY)
+
+    second = one_try(tmp_path, moto_server, bucket, openssh_server, source)
+
+    assert "error" not in second, second
+    assert second["sha256"] == digest == object_sha256(client, bucket)
+    assert_clean(client, bucket)
+
+
+def test_kill_9_right_after_the_single_put_then_the_retry_reports_success(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "small.bin"
+    size = 2 * MiB + 3
+    digest = write_random(source, size, seed=23)
+    # PutObject 1 claims the key, 2 records the sha256 (and proves the claim), 3 is the object itself
+    killed = one_try(tmp_path, moto_server, bucket, openssh_server, source, kill_after=["PutObject", 3])
+    assert killed is None
+    assert object_sha256(client, bucket) == digest  # put, but the claim is still there
+    assert "Contents" in client.list_objects_v2(Bucket=bucket, Prefix="_sftp_resume/")
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source)
+
+    assert "error" not in result, result
+    assert result["sha256"] == digest
+    assert result["resumed_from"] == size
+    assert result["bytes_transferred"] == 0
+    assert result["parts"] == 1
+    assert_clean(client, bucket)
+
+
+def wait_for_state(client: Any, bucket: str) -> None:
+    """Wait until a try has written its claim under the state prefix."""
+    deadline = time.monotonic() + 60
+    while "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix="_sftp_resume/"):
+        assert time.monotonic() < deadline, "the first try never wrote its state"
+        time.sleep(0.05)

@@ -97,7 +97,7 @@ def load_claim(
     if manifest is None:
         return Claim(None)
     owner = manifest.owner
-    if owner.token != me.token and clock() - owner.heartbeat < lease_seconds and not is_gone(owner):
+    if owner.token != me.token and is_live(owner, lease_seconds, clock):
         raise busy(target, owner, clock)
     if (manifest.bucket, manifest.key) != (target.bucket, target.key):
         return Claim(None, "the resume state names another object", stale_upload_id=None)
@@ -165,6 +165,11 @@ def reconcile(manifest: Manifest, truth: list[dict[str, Any]]) -> Manifest:
         parts.append(part)
         offset += part.size
     return replace(manifest, parts=tuple(parts), hash_states=states)
+
+
+def is_live(owner: Owner, lease_seconds: float, clock: Callable[[], float]) -> bool:
+    """Whether ``owner`` still holds its claim: its heartbeat is younger than the lease and it is not gone."""
+    return clock() - owner.heartbeat < lease_seconds and not is_gone(owner)
 
 
 def is_gone(owner: Owner) -> bool:
