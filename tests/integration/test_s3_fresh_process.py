@@ -375,3 +375,113 @@ def wait_for_state(client: Any, bucket: str) -> None:
     while "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix="_sftp_resume/"):
         assert time.monotonic() < deadline, "the first try never wrote its state"
         time.sleep(0.05)
+
+
+RECORD = f"_sftp_resume/{KEY}.post-action"
+
+
+def bucket_keys(client: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_a_lost_reply_to_the_move_then_a_fresh_retry_reports_it_already_moved(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source, archive = tmp_path / "outgoing" / "data.bin", tmp_path / "archive"
+    source.parent.mkdir()
+    size = 2 * PART + 5
+    digest = write_random(source, size, seed=31)
+    move = {"post_action": "move", "archive_dir": str(archive)}
+    killed = one_try(tmp_path, moto_server, bucket, openssh_server, source, lost_reply="rename", **move)
+    assert killed is None
+    assert not source.exists()  # the server moved it; the try never read the reply
+    assert (archive / "data.bin").stat().st_size == size
+    assert bucket_keys(client, bucket) == sorted([KEY, RECORD])
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, **move)
+
+    assert "error" not in result, result
+    assert result["post_action"] == f"already moved to {archive}/data.bin"
+    assert result["skipped"] is True
+    assert (result["size"], result["resumed_from"], result["bytes_transferred"]) == (size, size, 0)
+    assert result["parts"] == 3
+    assert result["sha256"] == digest == object_sha256(client, bucket)
+    assert result["etag"] == client.head_object(Bucket=bucket, Key=KEY)["ETag"].strip('"')
+    assert_clean(client, bucket)  # nothing but the object: the record is gone
+
+
+def test_a_lost_reply_to_the_delete_then_a_fresh_retry_reports_it_already_deleted(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "data.bin"
+    digest = write_random(source, 1000, seed=32)
+    killed = one_try(
+        tmp_path, moto_server, bucket, openssh_server, source, post_action="delete", lost_reply="remove"
+    )
+    assert killed is None
+    assert not source.exists()
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, post_action="delete")
+
+    assert "error" not in result, result
+    assert result["post_action"] == "already deleted"
+    assert result["sha256"] == digest == object_sha256(client, bucket)
+    assert_clean(client, bucket)
+
+
+def test_a_missing_source_without_the_record_still_fails_not_found(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "data.bin"
+    write_random(source, 1000, seed=33)
+    assert "error" not in one_try(tmp_path, moto_server, bucket, openssh_server, source)
+    source.unlink()  # gone, but no try of ours did it: the object alone proves nothing
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, post_action="delete")
+
+    assert result["error"] == "RemoteFileNotFound", result
+    assert bucket_keys(client, bucket) == [KEY]
+
+
+def test_a_kill_before_the_move_is_sent_then_the_retry_skips_the_copy_and_moves(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source, archive = tmp_path / "data.bin", tmp_path / "archive"
+    digest = write_random(source, 1000, seed=34)
+    move = {"post_action": "move", "archive_dir": str(archive)}
+    # PutObject 1-3: the claim, the claim with the sha256, the object; 4: the post-action record
+    assert (
+        one_try(tmp_path, moto_server, bucket, openssh_server, source, kill_after=["PutObject", 4], **move)
+        is None
+    )
+    assert source.exists()
+    assert RECORD in bucket_keys(client, bucket)
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, **move)
+
+    assert "error" not in result, result
+    assert result["skipped"] is True
+    assert result["post_action"] == f"moved to {archive}/data.bin"
+    assert not source.exists()
+    assert (archive / "data.bin").stat().st_size == 1000
+    assert object_sha256(client, bucket) == digest
+    assert_clean(client, bucket)
+
+
+def test_post_action_delete_after_a_copy_leaves_only_the_object(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: tuple[Any, str], openssh_server: ServerInfo
+) -> None:
+    client, bucket = s3_bucket
+    source = tmp_path / "data.bin"
+    digest = write_random(source, PART + 1, seed=35)
+
+    result = one_try(tmp_path, moto_server, bucket, openssh_server, source, post_action="delete")
+
+    assert result["post_action"] == "deleted"
+    assert not source.exists()
+    assert result["sha256"] == digest == object_sha256(client, bucket)
+    assert_clean(client, bucket)
