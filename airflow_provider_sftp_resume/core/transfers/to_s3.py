@@ -129,18 +129,12 @@ async def copy_to_s3(
     except RemoteFileNotFound:
         if post_action is None:
             raise
-        found = await recover_lost_reply(open_session, post_action, remote_path, s3_client, target)
-        if found is None:
-            raise
-        done, record = found
-        story.log.info(
-            "%s: %s by an earlier try whose reply was lost; %s is complete (sha256 %s)",
-            remote_path,
-            done,
-            target.describe(),
-            record.sha256,
+        recovered = await _recover(
+            open_session, post_action, remote_path, s3_client, target=target, story=story
         )
-        return _recovered(record, done, target, story.seconds())
+        if recovered is None:
+            raise
+        return recovered
     copied = _result(result, destination, target)
     if post_action is None:
         return copied
@@ -222,8 +216,28 @@ def _result(result: DownloadResult, destination: S3Destination, target: S3Target
     )
 
 
-def _recovered(record: PostActionRecord, done: str, target: S3Target, seconds: float) -> S3CopyResult:
-    """The result of a try that found an earlier try's post-action done (its reply lost)."""
+async def _recover(
+    open_session: SessionFactory,
+    post_action: RemotePostAction,
+    remote_path: str,
+    s3_client: Any,
+    *,
+    target: S3Target,
+    story: TryStory,
+) -> S3CopyResult | None:
+    """The source is gone: the result of an earlier try whose post-action was done, or ``None``."""
+    found = await recover_lost_reply(open_session, post_action, remote_path, s3_client, target)
+    if found is None:
+        return None
+    done, record = found
+    story.log.info(
+        "%s: %s by an earlier try whose reply was lost; %s is complete (sha256 %s)",
+        remote_path,
+        done,
+        target.describe(),
+        record.sha256,
+    )
+    seconds = story.seconds()
     return S3CopyResult(
         bucket=target.bucket,
         key=target.key,
