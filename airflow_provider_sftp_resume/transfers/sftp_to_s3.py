@@ -64,8 +64,10 @@ class ResumableSFTPToS3Operator(ResumableSFTPBaseOperator):
     :param verify: checks that prove kept parts still match before resuming: ``size``, ``mtime``,
         ``tail``, ``overlap``, joined by ``+`` or as a list
     :param expected_sha256: hex sha256 the object must have (templated)
-    :param post_action: after the object is published and checked: ``"delete"`` the source or
-        ``"move"`` it into ``archive_dir``
+    :param post_action: after the object is published and checked (or found unchanged by
+        ``skip_unchanged``): ``"delete"`` the source or ``"move"`` it into ``archive_dir``; a retry
+        whose source is gone because an earlier try's request was done but its reply lost reports
+        ``already deleted`` / ``already moved to ...`` (the proof is a record in the bucket)
     :param archive_dir: remote directory for ``post_action="move"`` (templated)
     :param state_prefix: key prefix of the resume state objects (default ``_sftp_resume/``, outside
         the data prefix; give the bucket a lifecycle rule for it, see docs/s3.md)

@@ -149,3 +149,23 @@ def test_a_source_over_5_tib_is_refused_before_any_request(
         os.unlink(source)
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_single_put_file_is_claimed_with_three_requests_more(
+    openssh_server: ServerInfo, remote_dir: Path, s3_bucket: tuple[Any, str]
+) -> None:
+    client, bucket = s3_bucket
+    calls: list[str] = []
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    source = remote_dir / "data.bin"
+    digest = write_random(source, 1000, seed=5)
+
+    result = copy(openssh_server, source, client, bucket)
+
+    # HEAD (skip_unchanged), GET the claim (none), PUT the claim (If-None-Match), PUT it again with
+    # the sha256 (If-Match: still ours), PUT the object, DELETE the claim. Without the claim it was
+    # HEAD, GET, PUT: the claim costs two small PUTs and a DELETE per file.
+    assert calls == ["HeadObject", "GetObject", "PutObject", "PutObject", "PutObject", "DeleteObject"]
+    assert result.parts == 1
+    assert object_sha256(client, bucket) == digest == result.sha256
+    assert_clean(client, bucket)

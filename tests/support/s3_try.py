@@ -4,18 +4,23 @@ One try of an SFTP to S3 copy in a process of its own: ``python -m tests.support
 The tests run every try through this with a fresh, empty HOME, TMPDIR and working directory, so
 nothing on local disk is shared between tries (as on a new Kubernetes pod). ``kill_after`` names a
 boto3 operation (``UploadPart``, ``CompleteMultipartUpload``) and a count: after that many successful
-calls the process sends itself SIGKILL, a real ``kill -9`` at that exact point. Prints one JSON
-line: the result, or ``{"error": <class name>, "message": ...}``.
+calls the process sends itself SIGKILL, a real ``kill -9`` at that exact point. ``post_action``
+(``"delete"``, or ``"move"`` with ``archive_dir``) runs after the copy; ``lost_reply`` (``"remove"`` or
+``"rename"``) sends that SFTP request and, as soon as the server has carried it out (the source is
+gone from the local disk the server serves), kills the process before the reply is read: the
+server did the post-action, the try never learned it, as when the reply is lost with the link.
+Prints one JSON line: the result, or ``{"error": <class name>, "message": ...}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -26,7 +31,13 @@ from airflow_provider_sftp_resume.core.errors import TransferError
 from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
+from airflow_provider_sftp_resume.core.transfers.postaction import RemotePostAction
 from airflow_provider_sftp_resume.core.transfers.to_s3 import copy_to_s3
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem
 
 
 def kill_after(client: Any, operation: str, count: int) -> None:
@@ -40,6 +51,40 @@ def kill_after(client: Any, operation: str, count: int) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     client.meta.events.register(f"after-call.s3.{operation}", after)
+
+
+class LoseReply:
+    """
+    A session factory whose sessions die, by SIGKILL, once the server has done ``operation``.
+
+    :param factory: the real session factory
+    :param operation: ``"remove"`` or ``"rename"``
+    :param source: the source file (local to the test's sshd), which that operation makes disappear
+    """
+
+    def __init__(self, factory: SFTPSessionFactory, operation: str, source: str) -> None:
+        self._factory, self._operation, self._source = factory, operation, source
+
+    @property
+    def identity(self) -> str:
+        return self._factory.identity
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the factory (process_spec, ...) as it is
+        return getattr(self._factory, name)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[RemoteFileSystem]:
+        async with self._factory() as fs:
+            real = getattr(fs, self._operation)
+
+            async def send_then_die(*args: str) -> None:
+                request = asyncio.ensure_future(real(*args))  # on its way to the server
+                while os.path.lexists(self._source) and not request.done():
+                    await asyncio.sleep(0.001)
+                os.kill(os.getpid(), signal.SIGKILL)  # the server did it; its reply is never read
+
+            setattr(fs, self._operation, send_then_die)
+            yield fs
 
 
 def main(spec: dict[str, Any]) -> None:
@@ -58,9 +103,21 @@ def main(spec: dict[str, Any]) -> None:
     options = DownloadOptions(checkpoint_interval=0.05, stall_timeout=10.0)
     settings = UploadSettings(part_size=spec.get("part_size"), max_in_flight=spec.get("in_flight", 4))
     target = S3Target(spec["bucket"], spec["key"])
+    post_action = RemotePostAction.parse(spec.get("post_action"), spec.get("archive_dir"))
+    session: Any = opener
+    if spec.get("lost_reply"):
+        session = LoseReply(opener, spec["lost_reply"], spec["remote_path"])
     try:
         result = asyncio.run(
-            copy_to_s3(opener, spec["remote_path"], client, target, options, settings=settings)
+            copy_to_s3(
+                session,
+                spec["remote_path"],
+                client,
+                target,
+                options,
+                settings=settings,
+                post_action=post_action,
+            )
         )
     except TransferError as exc:
         print(json.dumps({"error": type(exc).__name__, "message": str(exc), "retriable": exc.retriable}))

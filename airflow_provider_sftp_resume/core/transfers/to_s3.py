@@ -5,7 +5,9 @@ destination, resumable from any worker because the state lives in the bucket.
 One call of :func:`copy_to_s3` is one try. It either publishes the complete object (checked, from
 one unchanged version of the source) or raises a :class:`~.errors.TransferError`, leaving the
 upload and its manifest for the next try on any worker. No local file is written: memory is bounded
-by the parts in flight times the part size.
+by the parts in flight times the part size. The post-action (delete or move the source) follows a
+published or skipped copy; a retry that finds the source gone because an earlier try's post-action
+was done but its reply lost succeeds on the record that try left in the bucket (:mod:`.s3_after`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.destination import S3Destination
+from airflow_provider_sftp_resume.core.destinations.s3.post_record import PostActionRecord
 from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings
+from airflow_provider_sftp_resume.core.errors import RemoteFileNotFound
 from airflow_provider_sftp_resume.core.logs import Logger, engine_logger
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.verify import take_fingerprint
 from airflow_provider_sftp_resume.core.transfers.download import _stat_and_open
 from airflow_provider_sftp_resume.core.transfers.download_steps import DownloadTry
 from airflow_provider_sftp_resume.core.transfers.download_types import DownloadOptions
-from airflow_provider_sftp_resume.core.transfers.s3_after import apply_post_action
+from airflow_provider_sftp_resume.core.transfers.s3_after import apply_post_action, recover_lost_reply
 from airflow_provider_sftp_resume.core.transfers.story import TryStory
 
 if TYPE_CHECKING:
@@ -112,24 +116,57 @@ async def copy_to_s3(
     """
     options = options or DownloadOptions()
     story = TryStory(logger or log, time.monotonic(), options.stall_timeout, "copy")
+    try:
+        result, destination = await _copy(
+            open_session,
+            remote_path,
+            s3_client,
+            target=target,
+            options=options,
+            settings=settings,
+            story=story,
+        )
+    except RemoteFileNotFound:
+        if post_action is None:
+            raise
+        recovered = await _recover(
+            open_session, post_action, remote_path, s3_client, target=target, story=story
+        )
+        if recovered is None:
+            raise
+        return recovered
+    copied = _result(result, destination, target)
+    if post_action is None:
+        return copied
+    # Also after a skip: the object is this source, and an earlier try may have died before its
+    # post-action (or left the record of one that never reached the server).
+    record = _record(copied, post_action, result.remote_mtime or 0)
+    async with open_session() as remote_fs:
+        done = await apply_post_action(remote_fs, post_action, s3_client, target, record)
+    story.log.info("%s: %s", remote_path, done)
+    return replace(copied, post_action=done)
+
+
+async def _copy(
+    open_session: SessionFactory,
+    remote_path: str,
+    s3_client: Any,
+    *,
+    target: S3Target,
+    options: DownloadOptions,
+    settings: UploadSettings | None,
+    story: TryStory,
+) -> tuple[DownloadResult, S3Destination]:
+    """One try of the copy itself: stat and open the source, then run the engine into S3."""
     async with open_session() as remote_fs:
         try_ = DownloadTry(
             remote_fs, remote_path, target.describe(), options, story, open_session=open_session
         )
         remote, reader = await _stat_and_open(remote_fs, remote_path, story)
         try:
-            result, destination = await _run(
-                try_, reader, remote, s3_client, target=target, settings=settings
-            )
+            return await _run(try_, reader, remote, s3_client, target=target, settings=settings)
         finally:
             await close_quietly(reader)
-    copied = _result(result, destination, target)
-    if post_action is None or copied.skipped:
-        return copied
-    async with open_session() as remote_fs:
-        done = await apply_post_action(remote_fs, post_action, remote_path, remote.size, remote.mtime)
-    story.log.info("%s: %s", remote_path, done)
-    return replace(copied, post_action=done)
 
 
 async def _run(
@@ -175,4 +212,61 @@ def _result(result: DownloadResult, destination: S3Destination, target: S3Target
         skipped=result.skipped,
         etag=(published.etag if published else destination.existing_etag).strip('"'),
         version_id=published.version_id if published else destination.existing_version,
+    )
+
+
+async def _recover(
+    open_session: SessionFactory,
+    post_action: RemotePostAction,
+    remote_path: str,
+    s3_client: Any,
+    *,
+    target: S3Target,
+    story: TryStory,
+) -> S3CopyResult | None:
+    """The source is gone: the result of an earlier try whose post-action was done, or ``None``."""
+    found = await recover_lost_reply(open_session, post_action, remote_path, s3_client, target)
+    if found is None:
+        return None
+    done, record = found
+    story.log.info(
+        "%s: %s by an earlier try whose reply was lost; %s is complete (sha256 %s)",
+        remote_path,
+        done,
+        target.describe(),
+        record.sha256,
+    )
+    seconds = story.seconds()
+    return S3CopyResult(
+        bucket=target.bucket,
+        key=target.key,
+        remote_path=record.remote_path,
+        size=record.size,
+        sha256=record.sha256,
+        resumed_from=record.size,
+        bytes_transferred=0,
+        verification_bytes=0,
+        parts=record.parts,
+        part_size=record.part_size,
+        seconds=seconds,
+        skipped=True,
+        etag=record.etag,
+        version_id=record.version_id,
+        post_action=done,
+    )
+
+
+def _record(copied: S3CopyResult, post_action: RemotePostAction, mtime: int) -> PostActionRecord:
+    """What the post-action record in the bucket says about the source and the object."""
+    return PostActionRecord(
+        action=post_action.action.value,
+        remote_path=copied.remote_path,
+        destination=None,
+        size=copied.size,
+        mtime=mtime,
+        sha256=copied.sha256,
+        etag=copied.etag,
+        version_id=copied.version_id,
+        parts=copied.parts,
+        part_size=copied.part_size,
     )

@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target, error_code, failure, list_parts
 from airflow_provider_sftp_resume.core.destinations.s3.errors import UploadAborted, UploadBusy
-from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import (
+    SINGLE_PUT,
+    Manifest,
+    fingerprint_digest,
+)
 from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestConflict, ManifestStore
 from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint, UnusableState
 
@@ -93,7 +97,7 @@ def load_claim(
     if manifest is None:
         return Claim(None)
     owner = manifest.owner
-    if owner.token != me.token and clock() - owner.heartbeat < lease_seconds and not is_gone(owner):
+    if owner.token != me.token and is_live(owner, lease_seconds, clock):
         raise busy(target, owner, clock)
     if (manifest.bucket, manifest.key) != (target.bucket, target.key):
         return Claim(None, "the resume state names another object", stale_upload_id=None)
@@ -102,6 +106,10 @@ def load_claim(
     if (manifest.part_size, manifest.checksum) != (part_size, checksum):
         reason = "the part size or checksum setting changed since the last try"
         return Claim(None, reason, stale_upload_id=manifest.upload_id)
+    if manifest.upload_id == SINGLE_PUT:
+        if manifest.sha256 and is_published(client, target, manifest.source):
+            return Claim(None, published=manifest)
+        return Claim(None)  # nothing to resume; store.etag is set, so the fresh claim replaces it
     try:
         truth = list_parts(client, target, manifest.upload_id, page=page)
     except UploadAborted as exc:
@@ -109,13 +117,26 @@ def load_claim(
             return Claim(None, published=manifest)
         return Claim(None, restart_reason=str(exc))
     kept = reconcile(manifest, truth)
-    claimed = replace(kept, owner=replace(me, heartbeat=clock()), sha256="")
+    return Claim(
+        take_over(store, target, replace(kept, owner=replace(me, heartbeat=clock()), sha256=""), clock)
+    )
+
+
+def take_over(
+    store: ManifestStore, target: S3Target, claimed: Manifest, clock: Callable[[], float]
+) -> Manifest:
+    """
+    Replace the manifest that was read with ``claimed`` (this try's); return it.
+
+    :raises UploadBusy: another try wrote the manifest since it was read
+    """
     try:
         store.write(claimed)
     except ManifestConflict:
         other = store.read()
-        raise busy(target, other.owner if other else owner, clock) from None
-    return Claim(claimed)
+        store.etag = None  # the manifest is the other try's: never write or delete it
+        raise busy(target, other.owner if other else claimed.owner, clock) from None
+    return claimed
 
 
 def reconcile(manifest: Manifest, truth: list[dict[str, Any]]) -> Manifest:
@@ -144,6 +165,11 @@ def reconcile(manifest: Manifest, truth: list[dict[str, Any]]) -> Manifest:
         parts.append(part)
         offset += part.size
     return replace(manifest, parts=tuple(parts), hash_states=states)
+
+
+def is_live(owner: Owner, lease_seconds: float, clock: Callable[[], float]) -> bool:
+    """Whether ``owner`` still holds its claim: its heartbeat is younger than the lease and it is not gone."""
+    return clock() - owner.heartbeat < lease_seconds and not is_gone(owner)
 
 
 def is_gone(owner: Owner) -> bool:

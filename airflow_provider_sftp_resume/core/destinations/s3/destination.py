@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sftp_resume.core.destinations.s3.calls import call, error_code, failure
 from airflow_provider_sftp_resume.core.destinations.s3.claim import META_SHA256, is_published
 from airflow_provider_sftp_resume.core.destinations.s3.multipart import S3MultipartUpload
+from airflow_provider_sftp_resume.core.destinations.s3.tidy import drop_abandoned
 from airflow_provider_sftp_resume.core.resume.state import ResumeState, Segment, UnusableState
 from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH
 from airflow_provider_sftp_resume.core.threads import in_thread
@@ -86,7 +87,7 @@ class S3Destination:
         self._log = log
         self._published_earlier: Manifest | None = None
         self._published_tail: tuple[tuple[int, int], str] | None = None
-        self._started = False
+        self._started = self._loaded = False
         self._finished = False
         #: the object as published, once :meth:`publish` returned
         self.published: Published | None = None
@@ -126,6 +127,7 @@ class S3Destination:
         return next((str(t["Value"]) for t in tags if t.get("Key") == META_SHA256), None)
 
     async def load_state(self) -> ResumeState | None:
+        self._loaded = True
         claim = await in_thread(self.upload.load_state)
         size = self.upload.plan.size
         if claim.published is not None:
@@ -207,6 +209,9 @@ class S3Destination:
 
     async def discard(self) -> None:
         await in_thread(self.upload.discard)
+        if not self._loaded:  # skip_unchanged: the object is this source; a dead try's claim is waste
+            lease = self.upload.settings.lease_seconds
+            await in_thread(drop_abandoned, self._client, self.target, self.upload.store, lease)
         self._finished = True
 
     async def close(self) -> None:

@@ -36,6 +36,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # 4 MiB
 #: Whole-file hash states kept (the newest ones): where a shortened kept prefix can resume hashing.
 MAX_HASH_STATES = 32
 CHECKSUMS = ("SHA256", "CRC32", "off")
+#: The upload id in the claim of a file small enough for one ``PutObject`` (no multipart upload).
+SINGLE_PUT = ""
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -68,7 +70,7 @@ class Manifest:
 
     :param bucket: target bucket
     :param key: target key
-    :param upload_id: the multipart upload being filled
+    :param upload_id: the multipart upload being filled (empty for the claim of a single PutObject)
     :param part_size: size of every part but the last
     :param checksum: per-part checksum algorithm: ``"SHA256"``, ``"CRC32"`` or ``"off"``
     :param source: fingerprint of the source file

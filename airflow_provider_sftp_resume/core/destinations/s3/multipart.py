@@ -8,7 +8,7 @@ part's ETag and sha256 are recorded; the whole-file SHA-256 advances one complet
 its state is known at each part boundary and :meth:`S3MultipartUpload.make_durable` can save it.
 
 :class:`~.destination.S3Destination` maps this writer onto the destination seam. A file smaller
-than one part is buffered and goes up as a single ``PutObject`` at publish. ``write`` and
+than one part is buffered and goes up as one ``PutObject`` under the same claim. ``write`` and
 ``make_durable`` may run on two threads at once (the fill and the checkpointer): a lock keeps the
 recorded hash state and parts consistent.
 """
@@ -24,10 +24,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sftp_resume.core.destinations.s3.chunks import ChunkBuffer
 from airflow_provider_sftp_resume.core.destinations.s3.claim import HEARTBEATS_PER_LEASE, Claim, load_claim
 from airflow_provider_sftp_resume.core.destinations.s3.manifest import CHECKSUMS, Manifest, PartRecord
-from airflow_provider_sftp_resume.core.destinations.s3.objects import abort_upload, create_upload, put_whole
+from airflow_provider_sftp_resume.core.destinations.s3.objects import abort_upload
 from airflow_provider_sftp_resume.core.destinations.s3.parts import PartPlan
-from airflow_provider_sftp_resume.core.destinations.s3.publish import complete_checked, published_earlier
+from airflow_provider_sftp_resume.core.destinations.s3.publish import (
+    complete_checked,
+    published_earlier,
+    put_claimed,
+)
 from airflow_provider_sftp_resume.core.destinations.s3.settings import Published, UploadSettings, new_owner
+from airflow_provider_sftp_resume.core.destinations.s3.start import start_fresh
 from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestStore, save_owned
 from airflow_provider_sftp_resume.core.destinations.s3.uploader import PartUploader
 from airflow_provider_sftp_resume.core.errors import IntegrityError
@@ -142,21 +147,16 @@ class S3MultipartUpload:
         for upload_id in {self.claim.stale_upload_id, manifest.upload_id if manifest else None} - {None}:
             abort_upload(self._client, self.target, str(upload_id))
         self._done, self._hash, self._written, self._next_part = {}, ResumableSha256(), 0, 1
-        if self.plan.single_put:
-            if self.store.etag:
-                self.store.delete()
-            return 0
-        upload_id = create_upload(self._client, self.target, self.source, self.settings.checksum)
-        self._manifest = Manifest(
-            bucket=self.target.bucket,
-            key=self.target.key,
-            upload_id=upload_id,
-            part_size=self.plan.part_size,
-            checksum=self.settings.checksum,
+        self._manifest = start_fresh(  # a single PutObject takes the same claim, without an upload
+            self._client,
+            self.target,
+            self.store,
             source=self.source,
+            plan=self.plan,
+            checksum=self.settings.checksum,
             owner=replace(self.owner, heartbeat=self._clock()),
+            clock=self._clock,
         )
-        self._save(self._manifest)
         return 0
 
     def write(self, offset: int, data: bytes, *, block: bool = True) -> bool:
@@ -228,8 +228,9 @@ class S3MultipartUpload:
         if self._written != self.plan.size:
             raise IntegrityError(f"only {self._written} of {self.plan.size} bytes reached {self.description}")
         if self.plan.single_put:
-            published = put_whole(
-                self._client, self.target, bytes(self._buffer), self.source, self.settings.checksum
+            assert self._manifest is not None
+            published = put_claimed(
+                self._client, self.target, self.store, self._manifest, bytes(self._buffer)
             )
             self._buffer.clear()
             self._parts.close()

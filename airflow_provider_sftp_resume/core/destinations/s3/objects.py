@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import call, error_code
 from airflow_provider_sftp_resume.core.destinations.s3.claim import META_FINGERPRINT, META_SHA256
-from airflow_provider_sftp_resume.core.destinations.s3.manifest import fingerprint_digest
+from airflow_provider_sftp_resume.core.destinations.s3.manifest import SINGLE_PUT, fingerprint_digest
 from airflow_provider_sftp_resume.core.destinations.s3.settings import Published
 from airflow_provider_sftp_resume.core.destinations.s3.uploader import checksum_arguments
 
@@ -74,6 +74,8 @@ def create_upload(client: Any, target: S3Target, source: RemoteFingerprint, chec
 
 def abort_upload(client: Any, target: S3Target, upload_id: str) -> None:
     """Abort a multipart upload; one that is already gone is fine, any other failure is logged."""
+    if upload_id == SINGLE_PUT:  # the claim of a single PutObject: there is no upload
+        return
     try:
         client.abort_multipart_upload(Bucket=target.bucket, Key=target.key, UploadId=upload_id)
     except Exception as exc:

@@ -9,17 +9,22 @@ has it in its metadata too). Tagging needs ``s3:PutObjectTagging``; without it a
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import call, list_parts
 from airflow_provider_sftp_resume.core.destinations.s3.claim import META_SHA256
+from airflow_provider_sftp_resume.core.destinations.s3.objects import put_whole
 from airflow_provider_sftp_resume.core.destinations.s3.settings import Published
+from airflow_provider_sftp_resume.core.destinations.s3.store import save_owned
 from airflow_provider_sftp_resume.core.errors import IntegrityError
 
 if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
     from airflow_provider_sftp_resume.core.destinations.s3.manifest import Manifest, PartRecord
+    from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestStore
 
 log = logging.getLogger(__name__)
 
@@ -96,5 +101,30 @@ def published_earlier(client: Any, target: S3Target, manifest: Manifest, size: i
     """The object an earlier try completed (it crashed before cleaning up), checked with HEAD."""
     head = check_published(client, target, size, manifest.sha256)
     return Published(
-        size, manifest.sha256, head.get("ETag", ""), head.get("VersionId"), len(manifest.parts), already=True
+        size,
+        manifest.sha256,
+        head.get("ETag", ""),
+        head.get("VersionId"),
+        len(manifest.parts) or 1,  # a single PutObject's claim lists no parts
+        already=True,
     )
+
+
+def put_claimed(
+    client: Any, target: S3Target, store: ManifestStore, manifest: Manifest, data: bytes
+) -> Published:
+    """
+    Put a file smaller than one part under this try's claim, then delete the claim.
+
+    The claim is rewritten first, with the sha256: that write proves this try still holds the key
+    (two tries never both put), and a try killed right after the ``PutObject`` leaves a claim the
+    retry finishes (:func:`~.claim.load_claim` finds the object).
+
+    :param manifest: this try's claim (:data:`~.manifest.SINGLE_PUT`)
+    :param data: every byte of the file
+    :raises OwnershipLost: another try took the key over; this one does not put
+    """
+    save_owned(store, replace(manifest, sha256=hashlib.sha256(data).hexdigest()), target.describe())
+    published = put_whole(client, target, data, manifest.source, manifest.checksum)
+    store.delete()
+    return published

@@ -148,6 +148,7 @@ def save_owned(store: ManifestStore, manifest: Manifest, description: str) -> No
             other = store.read()
         except Exception:
             other = None
+        store.etag = None  # the manifest is the other try's now: release() and discard() leave it alone
         who = other.owner.describe() if other else "unknown (the state was deleted)"
         raise OwnershipLost(
             f"another try took over the upload of {description} ({who}) after this try's lease "
