@@ -237,7 +237,7 @@ class S3MultipartUpload:
             return published
         if self._buffer:
             self._cut(len(self._buffer))
-        self._wait()
+        self._done.update((record.number, record) for record in self._parts.wait())
         assert self._manifest is not None
         sha256 = self._hash.hexdigest()
         parts = tuple(self._done[n] for n in sorted(self._done))
@@ -292,10 +292,6 @@ class S3MultipartUpload:
         chunks = self._buffer.take(length)
         self._parts.submit(self._manifest.upload_id, self._next_part, chunks, self._hash)
         self._next_part += 1
-
-    def _wait(self) -> None:
-        for record in self._parts.wait():
-            self._done[record.number] = record
 
     def _save(self, manifest: Manifest) -> None:
         save_owned(self.store, manifest, self.description)
