@@ -5,6 +5,8 @@ Durable means ``fsync`` of the ``.part``, then an atomic, fsynced rewrite of the
 :mod:`~.resume.localfiles` for the layout); publishing means ``fsync`` and ``rename(.part, target)``
 and an ``fsync`` of the directory, so the target is either the old file or the complete new one.
 Several segments and worker processes may write into the ``.part`` at once (``random_access``).
+This process's blocks are written by one writer thread (:mod:`.writebehind`, ``write_behind``); a
+block counts as kept only once that thread has written it.
 """
 
 from __future__ import annotations
