@@ -5,6 +5,8 @@ Durable means ``fsync`` of the ``.part``, then an atomic, fsynced rewrite of the
 :mod:`~.resume.localfiles` for the layout); publishing means ``fsync`` and ``rename(.part, target)``
 and an ``fsync`` of the directory, so the target is either the old file or the complete new one.
 Several segments and worker processes may write into the ``.part`` at once (``random_access``).
+This process's blocks are written by one writer thread (:mod:`.writebehind`, ``write_behind``); a
+block counts as kept only once that thread has written it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
+from airflow_provider_sftp_resume.core.destinations.writebehind import WriteBehind
 from airflow_provider_sftp_resume.core.resume.hashing import TrailingHasher
 from airflow_provider_sftp_resume.core.resume.localfiles import (
     discard_partial,
@@ -27,6 +30,8 @@ from airflow_provider_sftp_resume.core.resume.verify import first_mismatch, loca
 from airflow_provider_sftp_resume.core.threads import in_thread
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_sftp_resume.core.logs import Logger
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteStat
     from airflow_provider_sftp_resume.core.resume.localfiles import LocalPaths
@@ -49,6 +54,7 @@ class LocalPart:
         self.paths = paths
         self._log = log
         self._fd = open_part(paths)
+        self._behind = WriteBehind(self._fd, paths.part)
 
     @property
     def description(self) -> str:
@@ -117,8 +123,21 @@ class LocalPart:
         return hasher
 
     async def write(self, offset: int, data: bytes) -> None:
-        # A page-cache write: cheap enough for the event loop (fsync is what goes to a thread).
+        # The engine writes through write_behind; this one is for callers that need it done now.
         pwrite_all(self._fd, data, offset, self.paths.part)
+
+    async def write_behind(self, offset: int, data: bytes, written: Callable[[], None]) -> None:
+        """
+        Hand ``data`` to the writer thread; ``written()`` is called on the event loop once it is written.
+
+        The copy into the page cache (about a tenth of the event loop's time in a fast download)
+        then runs on another core: ``os.pwrite`` releases the GIL.
+        """
+        await self._behind.submit(offset, data, written)
+
+    async def all_written(self) -> None:
+        """Wait until every block handed over is written (and its ``written`` called)."""
+        await self._behind.wait()
 
     async def make_durable(self, state: ResumeState) -> ResumeState:
         await in_thread(self._sync, state)
@@ -171,5 +190,6 @@ class LocalPart:
         discard_partial(self.paths)
 
     async def close(self) -> None:
+        await in_thread(self._behind.stop)  # no write runs once the descriptor is closed
         with contextlib.suppress(OSError):
             os.close(self._fd)

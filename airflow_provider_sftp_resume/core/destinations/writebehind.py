@@ -1,0 +1,126 @@
+"""
+Writing a local file behind the event loop: one thread takes blocks off a bounded queue.
+
+The event loop hands a block over and goes on receiving; the thread ``pwrite``\\ s it (the GIL is
+released for the copy into the page cache) and counts it done. Completion is polled, not
+signalled: the loop collects the finished blocks on its next hand-over and calls their ``written``
+callbacks there, so a block costs the loop one queue put and no wake-up (``run_in_executor`` per
+block, one wake-up each, cost the loop about as much as the copy it moved: measured). The loop
+waits only when more than :data:`WRITE_BEHIND_BYTES` are not yet written, and at the end.
+
+After a failed write the thread writes nothing more and no later block is reported written; the
+error is raised on the loop. :meth:`WriteBehind.stop` drops blocks not yet written and ends the
+thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+from airflow_provider_sftp_resume.core.resume.localfiles import pwrite_all
+from airflow_provider_sftp_resume.core.threads import in_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+#: Bytes handed to the writer thread and not yet written, at most (the loop waits beyond).
+WRITE_BEHIND_BYTES = 8 * 1024 * 1024
+
+
+class WriteBehind:
+    """
+    Blocks written into ``fd`` by one thread, in the order handed over.
+
+    :param fd: the open file, writable
+    :param path: its path, for error messages
+    :param max_bytes: bytes not yet written at most
+    """
+
+    def __init__(self, fd: int, path: Path, max_bytes: int = WRITE_BEHIND_BYTES) -> None:
+        self._fd = fd
+        self._path = path
+        self._max_bytes = max_bytes
+        self._queue: queue.SimpleQueue[tuple[int, int, bytes] | None] = queue.SimpleQueue()
+        self._pending: collections.deque[tuple[int, int, Callable[[], None]]] = collections.deque()
+        self.queued_bytes = 0
+        self._submitted = 0
+        self._completed = 0  # the last block written, set by the thread only
+        self._error: BaseException | None = None
+        self._dropping = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    async def submit(self, offset: int, data: bytes, written: Callable[[], None]) -> None:
+        """
+        Queue ``data`` for ``offset``; ``written()`` is called (on the loop) once it is written.
+
+        :raises LocalDiskFull: an earlier block found no room (likewise any error of a write)
+        """
+        if self._thread is None:
+            self._dropping = False
+            self._thread = threading.Thread(target=self._serve, name="part-writer", daemon=True)
+            self._thread.start()
+        self._submitted += 1
+        self._pending.append((self._submitted, len(data), written))
+        self.queued_bytes += len(data)
+        self._queue.put((self._submitted, offset, data))
+        self._collect()
+        if self.queued_bytes > self._max_bytes:
+            await self.wait(self._max_bytes // 2)  # half: not one wake-up per block on a slow disk
+
+    async def wait(self, queued_bytes: int = 0) -> None:
+        """Wait until at most ``queued_bytes`` are not yet written; raise the error of a failed write."""
+        self._collect()
+        while self.queued_bytes > queued_bytes:
+            await in_thread(self._wait_for, self._block_to_wait_for(queued_bytes))
+            self._collect()
+
+    def _block_to_wait_for(self, queued_bytes: int) -> int:
+        """The first queued block after whose write at most ``queued_bytes`` are left."""
+        left = self.queued_bytes
+        for seq, size, _ in self._pending:
+            left -= size
+            if left <= queued_bytes:
+                return seq
+        return self._submitted
+
+    def _wait_for(self, seq: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._completed >= seq or self._error is not None)
+
+    def _collect(self) -> None:
+        completed = self._completed
+        while self._pending and self._pending[0][0] <= completed:
+            _, size, written = self._pending.popleft()
+            self.queued_bytes -= size
+            written()
+        if self._error is not None:
+            raise self._error
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None or self._dropping:
+                continue
+            seq, offset, data = item
+            try:
+                pwrite_all(self._fd, data, offset, self._path)
+            except BaseException as exc:  # raised again on the loop; the thread must not die silently
+                self._error = exc
+            with self._changed:
+                if self._error is None:
+                    self._completed = seq
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        """Drop the blocks not yet written, wait for the one being written and end the thread (blocking)."""
+        if self._thread is not None:
+            self._dropping = True
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._pending.clear()
+            self.queued_bytes = 0
