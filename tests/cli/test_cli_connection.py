@@ -61,7 +61,9 @@ def test_conn_id_reads_the_airflow_connection_and_resumes(  # noqa: PLR0917 - fi
     tmp_path: Path,
 ) -> None:
     source = remote_dir / "data.bin"
-    digest = write_random(source, 8 * 1024 * 1024, seed=4)
+    # The cut comes well after the first window (4 MiB in flight at loopback), so bytes are written
+    # before it whatever the scheduling.
+    digest = write_random(source, 32 * 1024 * 1024, seed=4)
     target = local_dir / "data.bin"
     value = (
         connection_json(openssh_server, port=sshd_proxy.port)
@@ -69,7 +71,7 @@ def test_conn_id_reads_the_airflow_connection_and_resumes(  # noqa: PLR0917 - fi
         else uri_of(openssh_server, sshd_proxy.port)
     )
     env = airflow_env(home, tmp_path, "partner_sftp", value)
-    sshd_proxy.cut_after(3 * 1024 * 1024)
+    sshd_proxy.cut_after(12 * 1024 * 1024)
     first = run_cli("get", str(source), str(target), "--conn-id", "partner_sftp", "--json", env=env)
     assert first.code == 75, first.stderr
     second = run_cli("get", str(source), str(target), "--conn-id", "partner_sftp", "--json", env=env)

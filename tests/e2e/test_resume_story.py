@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 MiB = 1024 * 1024
+#: Large enough that each try lasts several progress intervals at the capped rate (12 MB/s).
+SIZE_MIB = 16
 SCRIPT = REPO_ROOT / "scripts" / "plot_resume_story.py"
 
 
@@ -31,7 +33,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp_path = tmp_path_factory.mktemp("story")
     story_path = tmp_path / "story.json"
     run_script(
-        "--size-mib=8",
+        f"--size-mib={SIZE_MIB}",
         "--cut-at=0.4",
         "--rate-mb=12",
         "--progress-interval=0.1",
@@ -45,18 +47,18 @@ def test_story_of_a_real_interrupted_and_resumed_run(demo_run: Path) -> None:
     tmp_path = demo_run
     story = json.loads((tmp_path / "story.json").read_text())
     result = json.loads((tmp_path / "run" / "resume_story_result.json").read_text())
-    assert story["size"] == result["size"] == 8 * MiB
+    assert story["size"] == result["size"] == SIZE_MIB * MiB
     first, last = story["tries"][0], story["tries"][-1]
     assert len(story["tries"]) == result["tries"] == 2
     # the cut: try 1 ends where the link dropped, with a durable checkpoint at or below it
     assert first["cut_at"] is not None
-    assert 0 < first["durable"] <= first["cut_at"][1] < 8 * MiB
-    assert first["cut_at"][1] == pytest.approx(0.4 * 8 * MiB, abs=1 * MiB)
+    assert 0 < first["durable"] <= first["cut_at"][1] < SIZE_MIB * MiB
+    assert first["cut_at"][1] == pytest.approx(0.4 * SIZE_MIB * MiB, abs=1 * MiB)
     # the resume point: try 2 starts where try 1's checkpoint left off, after verifying it
     assert last["start_bytes"] == first["durable"] == story["resumed_from"] == result["resumed_from"]
     assert "overlap" in last["verified_by"]
     assert last["started"] > first["cut_at"][0]
-    assert last["points"][-1][1] == 8 * MiB
+    assert last["points"][-1][1] == SIZE_MIB * MiB
     for attempt in story["tries"]:
         times = [t for t, _ in attempt["points"]]
         offsets = [b for _, b in attempt["points"]]

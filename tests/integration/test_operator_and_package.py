@@ -200,12 +200,14 @@ def test_transfer_attempts_resume_within_one_try(
     openssh_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     source = tmp_path / "src.bin"
-    digest = write_random(source, 8 * 1024 * 1024, seed=52)
+    # The cut comes well after the first window (4 MiB in flight at loopback), so bytes are written
+    # before it whatever the scheduling.
+    digest = write_random(source, 32 * 1024 * 1024, seed=52)
     target = tmp_path / "dst.bin"
     proxy = FaultProxy(openssh_server.port)
     try:
         _operator_fixture(monkeypatch, openssh_server, proxy.port)
-        proxy.cut_after(3 * 1024 * 1024)
+        proxy.cut_after(12 * 1024 * 1024)
         operator = make(sftp_conn_id="sftp_op_test", transfer_attempts=2, checkpoint_interval=0.05)
         operator.remote_path, operator.local_path = str(source), str(target)
         result = operator.execute({})  # type: ignore[arg-type]
