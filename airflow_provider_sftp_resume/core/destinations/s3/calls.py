@@ -140,6 +140,17 @@ def call(target: S3Target, action: str, function: Any, **kwargs: Any) -> Any:
         raise failure(exc, target, action) from exc
 
 
+def head_if_present(client: Any, target: S3Target) -> dict[str, Any] | None:
+    """HEAD the object at ``target``: its answer, or ``None`` when there is no object there."""
+    try:
+        head: dict[str, Any] = client.head_object(Bucket=target.bucket, Key=target.key)
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise failure(exc, target, "check the published object") from exc
+    return head
+
+
 def list_parts(
     client: Any, target: S3Target, upload_id: str, *, page: int = LIST_PAGE
 ) -> list[dict[str, Any]]:

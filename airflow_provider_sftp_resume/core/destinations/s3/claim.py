@@ -17,7 +17,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target, error_code, failure, list_parts
+from airflow_provider_sftp_resume.core.destinations.s3.calls import (
+    S3Target,
+    head_if_present,
+    list_parts,
+)
 from airflow_provider_sftp_resume.core.destinations.s3.errors import UploadAborted, UploadBusy
 from airflow_provider_sftp_resume.core.destinations.s3.manifest import (
     SINGLE_PUT,
@@ -197,12 +201,9 @@ def busy(target: S3Target, owner: Owner, clock: Callable[[], float]) -> UploadBu
 
 def is_published(client: Any, target: S3Target, source: RemoteFingerprint) -> bool:
     """Whether the object at ``target`` is complete and was copied from ``source`` (by its metadata)."""
-    try:
-        head = client.head_object(Bucket=target.bucket, Key=target.key)
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
-            return False
-        raise failure(exc, target, "check the published object") from exc
+    head = head_if_present(client, target)
+    if head is None:
+        return False
     metadata = head.get("Metadata", {})
     return bool(
         metadata.get(META_FINGERPRINT) == fingerprint_digest(source)

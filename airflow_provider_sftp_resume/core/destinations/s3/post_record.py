@@ -18,7 +18,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sftp_resume.core.destinations.s3.calls import MAX_KEY_BYTES, call, error_code, failure
+from airflow_provider_sftp_resume.core.destinations.s3.calls import (
+    MAX_KEY_BYTES,
+    call,
+    error_code,
+    failure,
+    head_if_present,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
@@ -126,12 +132,9 @@ def delete_record(client: Any, target: S3Target) -> None:
 
 def is_published_as(client: Any, target: S3Target, record: PostActionRecord) -> bool:
     """Whether the object at ``target`` is still the one ``record`` follows (same ETag, version, size)."""
-    try:
-        head = client.head_object(Bucket=target.bucket, Key=target.key)
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
-            return False
-        raise failure(exc, target, "check the published object") from exc
+    head = head_if_present(client, target)
+    if head is None:
+        return False
     # "null" is the version of an object put while versioning is off (some stores say so, HEAD may not)
     same_version = record.version_id in (None, "null") or head.get("VersionId") == record.version_id
     return same_version and (str(head.get("ETag", "")).strip('"'), head.get("ContentLength")) == (
