@@ -70,3 +70,43 @@ def test_other_ranges_go_to_the_server_and_unclaimed_errors_are_dropped() -> Non
         return data
 
     assert asyncio.run(run()) == DATA[10:30]
+
+
+def test_a_read_in_another_shape_drops_the_early_reads_at_once() -> None:
+    fs = _fs()
+
+    async def run() -> tuple[bytes, PrefetchingReader]:
+        early = PrefetchingReader(await fs.open_reader("/f"))
+        early.prefetch(first_window(0, len(DATA), 65536, 4))
+        tail = await early.read(len(DATA) - 1000, 1000)  # another range (the tail): nothing dropped
+        assert (early.claimed, early.unclaimed) == (0, 0)
+        parts = [tail]
+        async for _, data in pipelined_read(
+            early, 0, len(DATA), block_size=32768, max_requests=8, stall_timeout=5
+        ):
+            if early.unclaimed == 0:
+                raise AssertionError("the first read at the window's offset in 32 KiB should drop the window")
+            parts.append(data)
+        await early.close()
+        return b"".join(parts), early
+
+    data, early = asyncio.run(run())
+    assert data == DATA[-1000:] + DATA
+    assert (early.sent, early.claimed, early.unclaimed) == (4, 0, 4)
+
+
+def test_the_pipeline_claims_every_prefetched_read() -> None:
+    fs = _fs()
+
+    async def run() -> PrefetchingReader:
+        early = PrefetchingReader(await fs.open_reader("/f"))
+        early.prefetch(first_window(4096, len(DATA), 65536, 6))
+        async for _ in pipelined_read(
+            early, 4096, len(DATA), block_size=65536, max_requests=6, stall_timeout=5
+        ):
+            pass
+        await early.close()
+        return early
+
+    early = asyncio.run(run())
+    assert (early.sent, early.claimed, early.unclaimed) == (6, 6, 0)

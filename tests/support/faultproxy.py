@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from tests.support.ports import free_port
 
 CHUNK = 256 * 1024  # 256 KiB
+#: Longest wait at a cut for the peer to take the bytes before it (a peer that reads nothing).
+DELIVERY_TIMEOUT = 10.0  # seconds
 
 
 @dataclass
@@ -240,6 +244,7 @@ class FaultProxy:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if data is None:  # the cut: everything before it has been delivered
+                    await _received(writer)
                     self._abort_all()
                     return
                 if not data:
@@ -313,6 +318,28 @@ class FaultProxy:
             self.cuts += 1
             return data[:keep], True
         return data, False
+
+
+async def _received(writer: asyncio.StreamWriter) -> None:
+    """
+    Wait until the peer has acknowledged every byte written to ``writer`` (at most :data:`DELIVERY_TIMEOUT`).
+
+    Written is not received: the RST of a cut discards what still waits in this socket's send queue
+    (Linux ``SIOCOUTQ``), megabytes on loopback when the peer is a process a loaded machine has not
+    run for a while. Those bytes would never reach it, and a cut "after N bytes" would come before
+    them. What the peer's kernel acknowledged it can still read after the RST.
+    """
+    sock = writer.get_extra_info("socket")
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while sock is not None and time.monotonic() < deadline:
+        if writer.transport.get_write_buffer_size() == 0:
+            try:
+                queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))  # = SIOCOUTQ
+            except (OSError, ValueError):
+                return  # the socket is gone: nothing more can reach the peer
+            if struct.unpack("i", queued)[0] == 0:
+                return
+        await asyncio.sleep(0.001)
 
 
 def main() -> None:

@@ -88,6 +88,7 @@ class DownloadTry:
         self.checks = CopyChecks(remote_fs, remote_path, options, story.log)
         #: the reader's close, started once nothing more is read from it (its answer is not needed)
         self.closing: asyncio.Future[None] | None = None
+        self._prefetched_shape: tuple[int, int] | None = None  # (block, requests) of the first window
 
     async def run(self, reader: RemoteReader, remote: RemoteStat, destination: Destination) -> DownloadResult:
         """Skip an unchanged target, or plan, fill, prove and publish."""
@@ -114,7 +115,7 @@ class DownloadTry:
             await destination.discard()  # the kept bytes belong to a version that no longer exists
             raise
         finally:
-            early.drop()
+            early.finish()
         self.story.done(self.target, remote.size, digest)
         return self._result(
             remote,
@@ -188,7 +189,8 @@ class DownloadTry:
     def _prefetch(self, reader: PrefetchingReader, *ranges: tuple[int, int]) -> None:
         """Send the reads a single-stream fill of ``[start, end)`` begins with (none under a cap)."""
         if ranges and self._connections() == 1 and self.options.bandwidth is None:
-            reader.prefetch(first_window(*ranges[0], *self._pipeline_shape(1)))
+            self._prefetched_shape = self._pipeline_shape(1)
+            reader.prefetch(first_window(*ranges[0], *self._prefetched_shape))
 
     def _connections(self) -> int:
         """
@@ -245,7 +247,9 @@ class DownloadTry:
         self.story.transferred, self.story.first_byte_at = filler.transferred, filler.first_byte_at
 
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:
-        """Block size and requests in flight per stream, sized to the measured round trip."""
+        """Block size and requests per stream, sized to the round trip; one stream's as prefetched."""
+        if streams == 1 and self._prefetched_shape is not None:
+            return self._prefetched_shape  # to claim its answers (a refused probe: blocks are split)
         block = self.options.block_size or self.fs.max_read_len
         requests = self.options.max_requests or requests_in_flight(block, self.story.requests.rtt, streams)
         return block, requests
