@@ -28,7 +28,9 @@ def feed_in_pieces(conn: asyncssh.SSHClientConnection, piece: int = PIECE) -> No
     Make ``conn`` receive its input in slices of at most ``piece`` bytes.
 
     Replaces the connection's ``data_received`` on this one object (asyncio's transports look it up
-    on every read); nothing else of asyncssh changes, and no other connection.
+    on every read); nothing else of asyncssh changes, and no other connection. A piece that makes
+    asyncssh close the connection is followed by the rest, as asyncssh goes on parsing a whole
+    buffer after a close itself.
 
     :param conn: a connected asyncssh client connection
     :param piece: the largest slice handed on at once
@@ -41,8 +43,6 @@ def feed_in_pieces(conn: asyncssh.SSHClientConnection, piece: int = PIECE) -> No
             return
         view = memoryview(data)
         for start in range(0, len(data), piece):
-            if conn.is_closed():  # a piece ended the connection: the rest has no one to go to
-                return
             receive(view[start : start + piece], datatype)  # type: ignore[arg-type]
 
     conn.data_received = data_received  # type: ignore[method-assign]
