@@ -59,6 +59,7 @@ def test_asyncssh_gets_its_input_in_pieces_and_the_bytes_are_intact(
 
     assert asyncio.run(run()) == digest
     assert max(handed) <= PIECE
+    assert handed.count(PIECE) > 0, "reads larger than a piece were split"
     assert sum(handed) > 16 * MiB
 
 
