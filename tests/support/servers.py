@@ -130,6 +130,11 @@ Subsystem sftp {subsystem}
 
         self.info = ServerInfo("openssh", port, host_key, client_key, getpass.getuser())
 
+    @property
+    def pid(self) -> int:
+        """The sshd listener's PID (its sessions are its children)."""
+        return self._process.pid
+
     def stop(self) -> None:
         stop_process(self._process)
         self._log.close()

@@ -11,7 +11,13 @@ only caps it; the outstanding requests are what really bound the data in flight 
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 MiB = 1024 * 1024
+#: The cgroup v2 CPU limit of this process's container: ``<quota> <period>`` or ``max <period>``.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 #: Best rate one connection reaches here (CPU-bound in the Python client), bytes per second.
 RATE_PER_CONNECTION = 400_000_000  # 400 MB/s
 #: Never less than this in flight: enough for LAN round trips, small enough for sshd's buffers.
@@ -37,3 +43,70 @@ def in_flight_bytes(rtt: float, streams: int = 1) -> int:
 def requests_in_flight(block_size: int, rtt: float, streams: int = 1) -> int:
     """Number of ``block_size`` reads to keep outstanding per connection."""
     return max(MIN_REQUESTS, min(MAX_REQUESTS, in_flight_bytes(rtt, streams) // max(1, block_size)))
+
+
+#: A round trip below this is a fast path (loopback, a LAN): one connection is then CPU-bound, not
+#: link-bound, and a second connection in a worker process on a spare core adds throughput. Above
+#: it the link is the limit and one connection with enough bytes in flight is as fast.
+AUTO_SPLIT_MAX_RTT = 0.005  # 5 ms
+#: Smallest file split automatically: a worker process costs about half a second to start and
+#: connect, which a smaller file does not pay back.
+AUTO_SPLIT_MIN_SIZE = 256 * MiB
+#: Connections chosen for a large file on a fast path with a spare core.
+AUTO_CONNECTIONS = 2
+
+
+def automatic_connections(size: int, rtt: float, cpus: float) -> int:
+    """
+    Connections for one file when ``max_connections`` is not set.
+
+    :param size: bytes still to read
+    :param rtt: measured round trip in seconds (``inf`` when unmeasured)
+    :param cpus: CPUs this process may use (:func:`usable_cpus`)
+    """
+    if cpus >= AUTO_CONNECTIONS and rtt < AUTO_SPLIT_MAX_RTT and size >= AUTO_SPLIT_MIN_SIZE:
+        return AUTO_CONNECTIONS
+    return 1
+
+
+def choose_connections(
+    asked: int | None, left: int, rtt: float, *, random_access: bool, workers: bool
+) -> int:
+    """
+    Connections for one file: as asked, else :func:`automatic_connections` where they can help.
+
+    :param asked: ``max_connections`` (``None``: choose)
+    :param left: bytes still to read
+    :param rtt: measured round trip in seconds
+    :param random_access: the destination takes writes at any offset (else one connection)
+    :param workers: extra connections would run in worker processes, on CPUs of their own; extra
+        streams in this process (under a bandwidth cap, or into an in-memory destination) share its
+        CPU and are never chosen
+    """
+    if not random_access:
+        return 1
+    if asked is not None:
+        return asked
+    return automatic_connections(left, rtt, usable_cpus()) if workers else 1
+
+
+def usable_cpus() -> float:
+    """
+    CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a Kubernetes limit).
+
+    The standard library sees the affinity (``os.sched_getaffinity``) but not a quota, and a pod
+    limited to one CPU on a large node would otherwise look like it has many.
+    """
+    try:
+        cpus = float(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        cpus = float(os.cpu_count() or 1)
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    with contextlib.suppress(ValueError, ZeroDivisionError):
+        cpus = min(cpus, int(quota) / int(period))
+    return cpus

@@ -18,6 +18,7 @@ from airflow_provider_sftp_resume.core.errors import (
 )
 from airflow_provider_sftp_resume.core.remote.failures import translate_error
 from airflow_provider_sftp_resume.core.remote.hostkeys import HostKeyCheckingClient
+from airflow_provider_sftp_resume.core.remote.inbound import feed_in_pieces
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,7 +52,9 @@ async def _connect(endpoint: SSHEndpoint, plan: ConnectPlan, where: str) -> asyn
             with contextlib.suppress(OSError, asyncssh.Error, ValueError):
                 agent = await asyncssh.connect_agent()
                 options["client_keys"] = list(await agent.get_keys()) or None
-        return await asyncssh.connect(client_factory=lambda: client, **options)
+        conn = await asyncssh.connect(client_factory=lambda: client, **options)
+        feed_in_pieces(conn)
+        return conn
     except asyncssh.HostKeyNotVerifiable as exc:
         if client.refusal is None:
             raise translate_error(exc, where) from None

@@ -20,7 +20,7 @@ from airflow_provider_sftp_resume.core.errors import (
 from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
 from airflow_provider_sftp_resume.core.io.prefetch import PrefetchingReader, first_window
 from airflow_provider_sftp_resume.core.io.segments import segment_boundaries
-from airflow_provider_sftp_resume.core.io.tuning import requests_in_flight
+from airflow_provider_sftp_resume.core.io.tuning import choose_connections, requests_in_flight
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
@@ -160,7 +160,8 @@ class DownloadTry:
         if state is not None and state.durable_bytes > 0:
             if (state.remote.size, state.remote.mtime) == (remote.size, remote.mtime):  # else no use
                 todo = [(s.done, s.end) for s in state.segments if not s.complete]
-                self._prefetch(reader, *todo[:1])  # sent with the checks; dropped if they fail
+                # sent with the checks; dropped if they fail
+                self._prefetch(reader, remote.size - state.durable_bytes, *todo[:1])
             verdict = await self.story.requests.bounded(
                 verify_kept_bytes(state, remote, reader, self.dest.kept_digest, self.options.verify),
                 "verifying kept bytes",
@@ -172,7 +173,7 @@ class DownloadTry:
         # Nothing usable is kept: fingerprint the remote file as it is now and start at byte 0, the
         # first data window on its way alongside the fingerprint's tail read.
         reader.drop()
-        self._prefetch(reader, (0, remote.size))
+        self._prefetch(reader, remote.size, (0, remote.size))
         fingerprint, read = await self.story.requests.bounded(
             take_fingerprint(
                 reader, self.remote_path, remote, self.options.verify, server=self.open_session.identity
@@ -180,26 +181,24 @@ class DownloadTry:
             "fingerprinting the remote file",
         )
         self.story.verification_bytes += read
-        fresh = ResumeState.fresh(
-            fingerprint, segment_boundaries(remote.size, self._connections(), self.options.min_segment_size)
-        )
+        connections = self._connections(remote.size)
+        boundaries = segment_boundaries(remote.size, connections, self.options.min_segment_size)
+        fresh = ResumeState.fresh(fingerprint, boundaries)
         await self.dest.restart(fresh)
         return fresh, reason, ()
 
-    def _prefetch(self, reader: PrefetchingReader, *ranges: tuple[int, int]) -> None:
+    def _prefetch(self, reader: PrefetchingReader, left: int, *ranges: tuple[int, int]) -> None:
         """Send the reads a single-stream fill of ``[start, end)`` begins with (none under a cap)."""
-        if ranges and self._connections() == 1 and self.options.bandwidth is None:
+        if ranges and self._connections(left) == 1 and self.options.bandwidth is None:
             self._prefetched_shape = self._pipeline_shape(1)
             reader.prefetch(first_window(*ranges[0], *self._prefetched_shape))
 
-    def _connections(self) -> int:
-        """
-        Connections to use: as asked (where the destination takes random-access writes), else one.
-
-        One was fastest at every round trip on a 2-core machine shared with sshd; ``max_connections``
-        of 2-4 pays off where the worker has cores to spare or the server throttles each connection.
-        """
-        return (self.options.max_connections or 1) if self.dest.random_access else 1
+    def _connections(self, left: int) -> int:
+        """Connections for ``left`` bytes still to read (:func:`.choose_connections`)."""
+        spare = self.options.bandwidth is None and self.dest.worker_path is not None
+        workers = spare and self.open_session.process_spec() is not None
+        asked, rtt = self.options.max_connections, self.story.requests.rtt
+        return choose_connections(asked, left, rtt, random_access=self.dest.random_access, workers=workers)
 
     # -- fill and prove ---------------------------------------------------------------------------
 
@@ -243,7 +242,8 @@ class DownloadTry:
             hasher=hasher,
             lock_fd=self.lock_fd,
         )
-        await filler.run(reader, self._connections(), self._pipeline_shape)
+        left = checkpointer.written.remote.size - checkpointer.written.durable_bytes
+        await filler.run(reader, self._connections(left), self._pipeline_shape)
         self.story.transferred, self.story.first_byte_at = filler.transferred, filler.first_byte_at
 
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:

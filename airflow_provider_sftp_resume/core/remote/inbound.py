@@ -1,0 +1,48 @@
+"""
+Handing asyncssh its input in pieces no larger than a few SSH packets.
+
+asyncssh (2.21 to 2.24 at least) keeps the bytes received but not yet parsed in one ``bytes``
+object and re-slices it after every packet it takes off the front (``self._inpbuf =
+self._inpbuf[n:]``, twice per packet), so one read of ``n`` bytes costs copies proportional to
+``n`` squared over the packet size. asyncio reads up to 256 KiB at a time; on a fast link every read
+is that full, and the copying alone took about 0.9 CPU seconds per GiB here (against 0.25 s when
+fed 64 KiB at a time: ``benchmarks/receive_pieces.py``). The client process is CPU-bound on a fast
+link, so that is throughput. No asyncssh option sizes the input, and the asyncio transport's read
+size is not public; handing the same bytes on in slices of a memoryview (no copy) is equivalent to
+TCP delivering them in smaller segments, which every SSH implementation must handle.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncssh
+
+#: Largest piece handed to asyncssh at once: two SSH packets of OpenSSH's 32 KiB channel data.
+PIECE = 64 * 1024
+
+
+def feed_in_pieces(conn: asyncssh.SSHClientConnection, piece: int = PIECE) -> None:
+    """
+    Make ``conn`` receive its input in slices of at most ``piece`` bytes.
+
+    Replaces the connection's ``data_received`` on this one object (asyncio's transports look it up
+    on every read); nothing else of asyncssh changes, and no other connection. A piece that makes
+    asyncssh close the connection is followed by the rest, as asyncssh goes on parsing a whole
+    buffer after a close itself.
+
+    :param conn: a connected asyncssh client connection
+    :param piece: the largest slice handed on at once
+    """
+    receive = conn.data_received
+
+    def data_received(data: bytes, datatype: Any = None) -> None:
+        if len(data) <= piece:
+            receive(data, datatype)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), piece):
+            receive(view[start : start + piece], datatype)  # type: ignore[arg-type]
+
+    conn.data_received = data_received  # type: ignore[method-assign]

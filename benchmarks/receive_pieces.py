@@ -1,0 +1,112 @@
+"""
+What handing asyncssh its input in pieces saves (:mod:`airflow_provider_sftp_resume.core.remote.inbound`).
+
+One command (from the repository root)::
+
+    .venv/bin/python benchmarks/receive_pieces.py             # 256 MiB, 8 rounds
+    .venv/bin/python benchmarks/receive_pieces.py --rounds 3  # quicker
+
+It starts a private OpenSSH ``sshd`` on 127.0.0.1, and reads one file over plain asyncssh with 16
+reads of 255 KiB in flight (the engine's shape on loopback), once as asyncssh receives it and once
+fed in 64 KiB pieces, alternating. It prints the client's CPU seconds per GiB (this process only;
+min and median of the rounds), which depends far less on a busy machine than wall time does. The
+client and sshd are pinned to different CPUs when there are two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:
+    from tests.support.servers import OpenSSHServer
+
+GiB = 1024**3
+BLOCK = 261120  # OpenSSH's largest read
+IN_FLIGHT = 16
+
+
+async def read_once(server: OpenSSHServer, known_hosts: Path, src: Path, size: int, *, pieces: bool) -> float:
+    """CPU seconds this process spent reading ``src`` once."""
+    import asyncssh
+
+    from airflow_provider_sftp_resume.core.remote.inbound import feed_in_pieces
+
+    key = asyncssh.read_private_key(str(server.info.client_key.private))
+    async with asyncssh.connect(
+        "127.0.0.1",
+        server.info.port,
+        known_hosts=str(known_hosts),
+        client_keys=[key],
+        username=os.environ.get("USER", "root"),
+        encryption_algs=["aes128-gcm@openssh.com"],
+        window=64 * 1024 * 1024,
+    ) as conn:
+        if pieces:
+            feed_in_pieces(conn)
+        async with conn.start_sftp_client() as sftp, sftp.open(str(src), "rb") as remote:
+            started = time.process_time()
+            offset, tasks = 0, []
+            while offset < size or tasks:
+                while len(tasks) < IN_FLIGHT and offset < size:
+                    tasks.append(asyncio.ensure_future(remote.read(BLOCK, offset)))
+                    offset += BLOCK
+                await tasks.pop(0)
+            return time.process_time() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+    from tests.support.keys import make_key
+    from tests.support.servers import OpenSSHServer
+
+    work = Path(tempfile.mkdtemp(prefix="receive-pieces-"))
+    server = OpenSSHServer(work / "sshd", make_key(work / "id_ed25519"))
+    try:
+        if len(os.sched_getaffinity(0)) >= 2:
+            os.sched_setaffinity(server.pid, {1})  # its sessions inherit it
+            os.sched_setaffinity(0, {0})
+        known_hosts = work / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{server.info.port} {server.info.host_key.public_line}\n")
+        size = args.size_mib * 1024 * 1024
+        src = work / "src.bin"
+        with src.open("wb") as out:
+            for _ in range(args.size_mib):
+                out.write(os.urandom(1024 * 1024))
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for pieces in (False, True):
+                cpu = asyncio.run(read_once(server, known_hosts, src, size, pieces=pieces))
+                seconds[pieces].append(cpu * GiB / size)
+        for pieces, label in ((False, "as received"), (True, "in 64 KiB pieces")):
+            runs = seconds[pieces]
+            print(
+                f"{label:18s} client CPU s/GiB: min {min(runs):.2f}, median {statistics.median(runs):.2f} "
+                f"({len(runs)} rounds)"
+            )
+        saved = statistics.median(seconds[False]) - statistics.median(seconds[True])
+        print(f"saved: {saved:.2f} CPU s/GiB (median against median)")
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
