@@ -23,10 +23,10 @@ class DownloadOptions(TransferOptions):
     :param verify: checks that prove kept bytes are still valid before resuming (see :mod:`.verify`)
     :param expected_sha256: hex sha256 the finished file must have; a fresh download that does not
         match fails without retry
-    :param max_connections: connections used for one large file (split into that many segments,
-        each resumed on its own, the extra ones read by worker processes, one CPU each); ``None``
-        means 1, the fastest on the benchmark machine; 1 also suits servers that dislike several
-        connections
+    :param max_connections: connections used for one large file (split into segments, each resumed
+        on its own, the extra connections read by worker processes, one CPU each); ``None`` chooses
+        (:func:`~.io.tuning.choose_connections`: 2 for a large file on a fast path with a spare
+        CPU, else 1); 1 suits servers that dislike several connections
     :param min_segment_size: smallest segment tracked on its own (a file is split into up to four
         segments per connection)
     :param checksums: proof against the source's own checksum (a checksum file beside the remote
