@@ -85,35 +85,3 @@ def test_requests_in_flight_are_bounded() -> None:
     fs.open_reader = open_reader  # type: ignore[method-assign]
     assert asyncio.run(collect(fs, max_requests=5)) == DATA
     assert peak == 5
-
-
-@pytest.mark.parametrize(("refill_batch", "groups"), [(1, {1}), (4, {4}), (99, {4})])
-def test_requests_go_out_in_groups_of_free_slots(refill_batch: int, groups: set[int]) -> None:
-    """After the first window, each refill sends as many reads as ``refill_batch`` slots (at most a
-    quarter of the pipeline), together; the bytes and their order are the same."""
-    sent: list[int] = []  # the loop iteration each read was sent in
-    tick = 0
-    fs = MemoryFileSystem({"/f": MemoryFile(DATA)}, Behaviour(jitter=0.001))
-
-    async def run() -> bytes:
-        nonlocal tick
-        reader = await fs.open_reader("/f")
-        read = reader.read
-
-        async def recorded(offset: int, length: int) -> bytes:
-            sent.append(tick)
-            return await read(offset, length)
-
-        reader.read = recorded  # type: ignore[method-assign]
-        out = bytearray()
-        async for _offset, data in pipelined_read(
-            reader, 0, len(DATA), block_size=8192, max_requests=16, stall_timeout=5, refill_batch=refill_batch
-        ):
-            out += data
-            tick += 1  # the consumer's step: reads sent together share a tick
-        return bytes(out)
-
-    assert asyncio.run(run()) == DATA
-    later = sent[16:]  # the first window goes out at once
-    sizes = [later.count(t) for t in sorted(set(later))]
-    assert set(sizes[:-1]) == groups, sizes  # the last group is what is left of the file

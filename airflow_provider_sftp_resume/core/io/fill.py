@@ -123,14 +123,9 @@ class SegmentFiller:
         )
         self._block = 0
         self._requests = 0
-        self._refill = 1
 
     async def run(
-        self,
-        reader: RemoteReader,
-        connections: int,
-        shape: Callable[[int], tuple[int, int]],
-        refill_batch: int = 1,
+        self, reader: RemoteReader, connections: int, shape: Callable[[int], tuple[int, int]]
     ) -> None:
         """
         Fill every incomplete segment.
@@ -138,9 +133,7 @@ class SegmentFiller:
         :param reader: the try's open remote file (the first stream)
         :param connections: streams to use at most
         :param shape: ``(block size, requests in flight)`` for a given number of streams
-        :param refill_batch: free slots each stream waits for before sending more reads
         """
-        self._refill = refill_batch
         if not self._todo:
             return
         streams = min(connections if self.destination.random_access else 1, len(self._todo))
@@ -193,7 +186,6 @@ class SegmentFiller:
                 max_requests=self._requests,
                 stall_timeout=self.options.stall_timeout,
                 limit=self.options.bandwidth,  # one bucket for every stream of the task
-                refill_batch=self._refill,
             )
             # A destination that writes behind (a writer thread) calls back once a block is written:
             # only then is it recorded. Also when the read fails: what was received is kept.
@@ -235,7 +227,6 @@ class SegmentFiller:
             part,
             block_size=self._block,
             max_requests=self._requests,
-            refill_batch=self._refill,
             stall_timeout=self.options.stall_timeout,
             lock_fd=self.lock_fd,
         )

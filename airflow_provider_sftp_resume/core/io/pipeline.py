@@ -44,7 +44,6 @@ async def pipelined_read(
     max_requests: int,
     stall_timeout: float,
     limit: BandwidthLimit | None = None,
-    refill_batch: int = 1,
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     """
     Read ``[start, end)`` of ``reader`` and yield ``(offset, data)`` in offset order.
@@ -56,22 +55,18 @@ async def pipelined_read(
     :param max_requests: requests kept in flight at once
     :param stall_timeout: seconds without any completed request before giving up
     :param limit: the bandwidth cap every request takes its tokens from; ``None`` for no cap
-    :param refill_batch: free slots to wait for before sending more, at once (:func:`.refill_batch`)
     :raises TransferStalled: nothing arrived for ``stall_timeout`` seconds
     :raises RemoteChanged: the file ended before ``end``
     """
     queue: collections.deque[tuple[int, int, asyncio.Task[bytes]]] = collections.deque()
     next_offset = start
     block_size, max_requests = _capped(limit, block_size, max_requests)
-    batch = max(1, min(refill_batch, max_requests // 4))  # at most a quarter of the pipeline
 
     def issue(offset: int, length: int) -> tuple[int, int, asyncio.Task[bytes]]:
         return offset, length, asyncio.ensure_future(reader.read(offset, length))
 
     async def fill() -> None:
         nonlocal next_offset
-        if queue and max_requests - len(queue) < batch:
-            return  # wait for a group of free slots (the queue is never left empty)
         while len(queue) < max_requests and next_offset < end:
             length = min(block_size, end - next_offset)
             if limit is not None:

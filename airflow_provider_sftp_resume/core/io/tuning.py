@@ -69,25 +69,6 @@ def automatic_connections(size: int, rtt: float, cpus: float) -> int:
     return 1
 
 
-#: Requests sent as one group on a fast path (:func:`refill_batch`).
-FAST_PATH_REFILL = 4
-
-
-def refill_batch(rtt: float) -> int:
-    """
-    Free pipeline slots to wait for before sending more reads over a path with round trip ``rtt``.
-
-    On a fast path a read sent while the server is idle wakes it (on loopback the kernel may run it
-    on this very CPU, inside the send), once per request when requests go out one by one; sent in
-    groups of four, the client spent about a tenth less CPU per GiB here
-    (``benchmarks/receive_pieces.py``). Over a longer link the bytes in flight are what counts, so
-    every free slot is refilled at once.
-
-    :param rtt: measured round trip in seconds
-    """
-    return FAST_PATH_REFILL if rtt < AUTO_SPLIT_MAX_RTT else 1
-
-
 def choose_connections(
     asked: int | None, left: int, rtt: float, *, random_access: bool, workers: bool
 ) -> int:

@@ -68,7 +68,6 @@ class SegmentWorker:
     :param part_path: the ``.part`` file, which must exist
     :param block_size: bytes per read request
     :param max_requests: requests in flight
-    :param refill_batch: free slots to wait for before sending more reads
     :param stall_timeout: seconds without data before the child gives up
     :param lock_fd: the descriptor holding the transfer lock; the child inherits it, so the lock is
         held for as long as any child lives (``None``: no lock to share)
@@ -83,7 +82,6 @@ class SegmentWorker:
         block_size: int,
         max_requests: int,
         stall_timeout: float,
-        refill_batch: int = 1,
         lock_fd: int | None = None,
     ) -> None:
         self._job = {
@@ -92,7 +90,6 @@ class SegmentWorker:
             "part_path": part_path,
             "block_size": block_size,
             "max_requests": max_requests,
-            "refill_batch": refill_batch,
             "stall_timeout": stall_timeout,
         }
         self._lock_fd = lock_fd

@@ -129,7 +129,6 @@ async def _child(parent: ParentLink, write: Callable[[dict[str, Any]], None]) ->
             block_size=job["block_size"],
             max_requests=job["max_requests"],
             stall_timeout=job["stall_timeout"],
-            refill_batch=job.get("refill_batch", 1),
         )
         async with contextlib.aclosing(blocks):
             async for offset, data in blocks:

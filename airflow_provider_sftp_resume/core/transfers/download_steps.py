@@ -20,7 +20,7 @@ from airflow_provider_sftp_resume.core.errors import (
 from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
 from airflow_provider_sftp_resume.core.io.prefetch import PrefetchingReader, first_window
 from airflow_provider_sftp_resume.core.io.segments import segment_boundaries
-from airflow_provider_sftp_resume.core.io.tuning import choose_connections, refill_batch, requests_in_flight
+from airflow_provider_sftp_resume.core.io.tuning import choose_connections, requests_in_flight
 from airflow_provider_sftp_resume.core.remote.protocol import close_quietly
 from airflow_provider_sftp_resume.core.resume.checkpoint import Checkpointer
 from airflow_provider_sftp_resume.core.resume.state import ResumeState, UnusableState
@@ -243,8 +243,7 @@ class DownloadTry:
             lock_fd=self.lock_fd,
         )
         left = checkpointer.written.remote.size - checkpointer.written.durable_bytes
-        refill = refill_batch(self.story.requests.rtt)
-        await filler.run(reader, self._connections(left), self._pipeline_shape, refill)
+        await filler.run(reader, self._connections(left), self._pipeline_shape)
         self.story.transferred, self.story.first_byte_at = filler.transferred, filler.first_byte_at
 
     def _pipeline_shape(self, streams: int) -> tuple[int, int]:
@@ -293,7 +292,9 @@ class DownloadTry:
             restart_reason=restart_reason,
             skipped=skipped,
             checkpoints=checkpoints,
-            first_byte_seconds=story.first_byte_seconds(),
+            first_byte_seconds=(
+                None if story.first_byte_at is None else round(story.first_byte_at - story.started, 3)
+            ),
             remote_mtime=remote.mtime,
             source_checksum=proof,
         )

@@ -40,10 +40,6 @@ class TryStory:
         """Wall time of the try so far, rounded for the result."""
         return round(time.monotonic() - self.started, 3)
 
-    def first_byte_seconds(self) -> float | None:
-        """Seconds from the start until the first new byte was written (``None``: none was)."""
-        return None if self.first_byte_at is None else round(self.first_byte_at - self.started, 3)
-
     def skipping(self, target: object, source: object, tail: int, digest: str) -> None:
         self.log.info(
             "%s already has the same size, mtime and last %d bytes as %s; skipping the %s. sha256 %s",
