@@ -137,6 +137,16 @@ def proxy(sftp_server: ServerInfo) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
+def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the real OpenSSH sshd."""
+    fault_proxy = FaultProxy(openssh_server.port)
+    try:
+        yield fault_proxy
+    finally:
+        fault_proxy.stop()
+
+
+@pytest.fixture
 def remote_dir(tmp_path: Path) -> Path:
     path = tmp_path / "remote"
     path.mkdir()

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.support.faultproxy import FaultProxy
 from tests.support.servers import AsyncsshServer
 
 if TYPE_CHECKING:
@@ -79,14 +78,6 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
-    """The fault proxy in front of the real OpenSSH sshd."""
-    proxy = FaultProxy(openssh_server.port)
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture(scope="session")

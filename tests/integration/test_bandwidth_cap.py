@@ -23,12 +23,12 @@ from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions
 from airflow_provider_sftp_resume.core.transfers.selection import RemoteSelection
 from airflow_provider_sftp_resume.core.transfers.upload import UploadOptions, upload_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
-from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
+    from tests.support.faultproxy import FaultProxy
     from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
@@ -92,15 +92,6 @@ def assert_capped(name: str, sampler: ByteSampler, cap: int = CAP) -> None:
     print(f"\n{name}: {summary} (cap {cap / 1e6:g} MB/s)")
     assert (1 - TOLERANCE) * cap <= low, f"{name}: a window averaged {low:.0f} B/s, under the cap by > 10 %"
     assert high <= (1 + TOLERANCE) * cap, f"{name}: a window averaged {high:.0f} B/s, over the cap by > 10 %"
-
-
-@pytest.fixture
-def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 def download(server: ServerInfo, port: int, remote: Path, local: Path, **options: Any) -> Any:

@@ -13,24 +13,14 @@ from airflow_provider_sftp_resume.core.remote.connect import connect_with_retrie
 from airflow_provider_sftp_resume.core.remote.inbound import PIECE, feed_in_pieces
 from airflow_provider_sftp_resume.core.transfers.download import DownloadOptions, download_file
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
-from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
+    from tests.support.faultproxy import FaultProxy
     from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 def test_asyncssh_gets_its_input_in_pieces_and_the_bytes_are_intact(

@@ -17,24 +17,14 @@ from airflow_provider_sftp_resume.core.transfers.download import (
     download_file,
 )
 from tests.conftest import endpoint_for, session_factory, sha256_file, write_random
-from tests.support.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
+    from tests.support.faultproxy import FaultProxy
     from tests.support.servers import ServerInfo
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def sshd_proxy(openssh_server: ServerInfo) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(openssh_server.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
 
 
 def download(server: ServerInfo, port: int, remote: Path, local: Path, **options: object) -> DownloadResult:
