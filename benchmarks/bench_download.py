@@ -236,7 +236,11 @@ def measure(runs: int, func: Callable[[], float]) -> Series:
 
 
 def peak_rss_mib(bench: Bench, src: Path, port: int) -> str:
-    """Peak RSS of a fresh process that imports Airflow and runs one hook download, and of its worker."""
+    """Peak RSS of a fresh process that imports Airflow and runs one hook download, and of its largest child.
+
+    The child is the segment worker when the download uses two connections (a large file on a fast
+    path); the largest of the process's children in any case (``RUSAGE_CHILDREN``).
+    """
     code = f"""
 import os, resource, sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -250,8 +254,7 @@ print(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     own, worker = (int(kib) / 1024 for kib in done.stdout.strip().splitlines()[-1].split())
-    # A segment worker (two connections for a large file on a fast path) is a process of its own.
-    return f"{own:.0f}" + (f" + worker process {worker:.0f}" if worker else "")
+    return f"{own:.0f}" + (f" (largest child process: {worker:.0f})" if worker else "")
 
 
 def resume_start(bench: Bench, src: Path, server_port: int, kept_fraction: float) -> dict[str, float]:
