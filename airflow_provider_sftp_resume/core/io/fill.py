@@ -54,6 +54,24 @@ WORKER_SILENCE_GRACE = 1.0
 REFUSED = (ConnectionFailed, TransferInterrupted, AuthenticationFailed)
 
 
+def worker_job(
+    options: TransferOptions, open_session: SessionFactory, destination: Destination
+) -> tuple[dict[str, Any], str] | None:
+    """
+    What an extra connection's worker process needs: the session to rebuild and the ``.part`` to write.
+
+    ``None`` where extra connections stay streams of this process. Under a bandwidth cap: a worker
+    process cannot take from this process's token bucket, and a fixed share per worker would idle
+    the share of a worker that finished its segments (or could not connect); a cap means the link,
+    not this CPU, is the bottleneck, so the worker processes' extra cores would buy nothing. Also
+    where the session cannot be rebuilt in a child, or the destination is not a local file.
+    """
+    if options.bandwidth is not None:
+        return None
+    spec, part = open_session.process_spec(), destination.worker_path
+    return None if spec is None or part is None else (spec, part)
+
+
 @contextlib.asynccontextmanager
 async def stall_watchdog(seconds: float, what: str) -> AsyncIterator[Callable[[], None]]:
     """
@@ -138,17 +156,9 @@ class SegmentFiller:
             return
         streams = min(connections if self.destination.random_access else 1, len(self._todo))
         self._block, self._requests = shape(streams)
-        # Under a bandwidth cap the extra connections are in-process streams: a worker process cannot
-        # take from this process's token bucket, and a fixed share per worker would idle the share of
-        # a worker that finished its segments (or could not connect). A cap means the link, not this
-        # CPU, is the bottleneck, so the worker processes' extra cores would buy nothing.
-        capped = self.options.bandwidth is not None
-        spec = None if capped else self.open_session.process_spec()
-        part = self.destination.worker_path
+        job = worker_job(self.options, self.open_session, self.destination)
         extra: Callable[[], Awaitable[None]] = (
-            functools.partial(self._worker_process, spec, part)
-            if spec is not None and part is not None
-            else self._extra_stream
+            functools.partial(self._worker_process, *job) if job is not None else self._extra_stream
         )
         if streams > 1:
             self.log.info("Reading %d segments over up to %d connections", len(self._todo), streams)

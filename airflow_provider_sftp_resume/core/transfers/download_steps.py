@@ -17,7 +17,7 @@ from airflow_provider_sftp_resume.core.errors import (
     RemoteChanged,
     TransferError,
 )
-from airflow_provider_sftp_resume.core.io.fill import SegmentFiller
+from airflow_provider_sftp_resume.core.io.fill import SegmentFiller, worker_job
 from airflow_provider_sftp_resume.core.io.prefetch import PrefetchingReader, first_window
 from airflow_provider_sftp_resume.core.io.segments import segment_boundaries
 from airflow_provider_sftp_resume.core.io.tuning import choose_connections, requests_in_flight
@@ -195,8 +195,7 @@ class DownloadTry:
 
     def _connections(self, left: int) -> int:
         """Connections for ``left`` bytes still to read (:func:`.choose_connections`)."""
-        spare = self.options.bandwidth is None and self.dest.worker_path is not None
-        workers = spare and self.open_session.process_spec() is not None
+        workers = worker_job(self.options, self.open_session, self.dest) is not None
         asked, rtt = self.options.max_connections, self.story.requests.rtt
         return choose_connections(asked, left, rtt, random_access=self.dest.random_access, workers=workers)
 
