@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import functools
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -98,3 +100,47 @@ def test_stop_drops_the_blocks_not_yet_written(tmp_path: Path) -> None:
     assert size % BLOCK == 0
     assert size <= 256 * BLOCK
     assert reported == list(range(len(reported)))
+
+
+SHORT_WRITE_CHILD = """
+import asyncio, functools, os, resource, signal, sys
+from pathlib import Path
+from airflow_provider_sftp_resume.core.destinations.writebehind import WriteBehind
+from airflow_provider_sftp_resume.core.errors import TransferError
+
+path, block = Path(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (block + block // 2, resource.RLIM_INFINITY))
+fd = os.open(path, os.O_RDWR | os.O_CREAT)
+reported = []
+
+async def main():
+    behind = WriteBehind(fd, path, max_bytes=64 * block)
+    for index in range(4):  # one run of contiguous blocks: one pwritev, which the limit cuts short
+        data = bytes([index + 1]) * block
+        await behind.submit(index * block, data, functools.partial(reported.append, index))
+    try:
+        await behind.wait()
+    except TransferError as exc:
+        print(type(exc).__name__, reported, flush=True)
+    await asyncio.to_thread(behind.stop)
+
+asyncio.run(main())
+"""
+
+
+def test_a_short_write_inside_a_batch_reports_only_the_whole_blocks_before_it(tmp_path: Path) -> None:
+    # The kernel writes up to RLIMIT_FSIZE and returns a short count, then EFBIG: the batch's one
+    # pwritev stops inside block 1; block 0 counts as written, block 1 and later never do.
+    path = tmp_path / "f.part"
+    done = subprocess.run(
+        [sys.executable, "-c", SHORT_WRITE_CHILD, str(path), str(BLOCK)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "LocalPathError [0]"
+    assert path.read_bytes()[:BLOCK] == b"\x01" * BLOCK
+    assert path.stat().st_size == BLOCK + BLOCK // 2  # the kernel's short write, nothing beyond

@@ -200,7 +200,7 @@ def open_part(paths: LocalPaths) -> int:
     return fd
 
 
-def pwrite_all(fd: int, data: bytes, offset: int, path: Path) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int, path: Path) -> None:
     """
     Write all of ``data`` at ``offset`` (``os.pwrite`` may write less than asked).
 
