@@ -15,6 +15,8 @@ Small pieces: no module of ``core/`` over :data:`MAX_MODULE_LINES` lines, no fun
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,23 @@ def test_pending_split_lists_only_modules_still_over_a_limit() -> None:
         assert _too_long(core_modules()[module]), (
             f"{module} is within the limits now: remove it from PENDING_SPLIT"
         )
+
+
+def test_every_public_name_resolves_from_the_facade() -> None:
+    for name in core_package.__all__:
+        assert getattr(core_package, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        _ = core_package.not_a_name  # type: ignore[attr-defined]
+
+
+def test_a_segment_worker_process_imports_no_transfer_module() -> None:
+    # The facade imports higher layers on first use, so a worker process (a CPU the transfer needs)
+    # does not spend its start importing every transfer. A fresh interpreter, as the worker is.
+    code = (
+        "import sys; from airflow_provider_sftp_resume.core.io.worker_child import main; "
+        f"print(sorted(m for m in sys.modules if m.startswith('{PREFIX}.transfers')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -31,18 +31,30 @@ def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGME
     """
     Return the inner split points for a file of ``size`` bytes read over ``connections`` streams.
 
+    Segments shrink towards the end of the file (sizes in the ratio ``n : n-1 : ... : 1``): the
+    connections take them in order as they become free, and when one has nothing left to take the
+    others are at most one small segment from the end. With equal segments the last one was an
+    eighth of the file, read over one connection while the others waited (up to 0.6 s of a 3.5 s
+    GiB on the loopback benchmark).
+
     :param size: file size in bytes
     :param connections: most streams to use (1 means no split)
     :param min_segment: smallest segment worth tracking on its own
     """
-    count = max(1, min(connections * SEGMENTS_PER_CONNECTION, size // max(1, min_segment)))
     if connections <= 1:
         return ()
-    if count == 1:
-        return ()
-    step = -(-size // count)  # ceiling division
-    step = -(-step // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT
-    return tuple(b for b in range(step, size, step))
+    count = max(1, min(connections * SEGMENTS_PER_CONNECTION, size // max(1, min_segment)))
+    while count > 1 and 2 * size // (count * (count + 1)) < min_segment:
+        count -= 1  # the smallest (last) segment would be below min_segment
+    total = count * (count + 1) // 2
+    edges: list[int] = []
+    weight = 0
+    for share in range(count, 1, -1):
+        weight += share
+        edge = size * weight // total // SEGMENT_ALIGNMENT * SEGMENT_ALIGNMENT  # the last keeps its share
+        if edge > (edges[-1] if edges else 0):
+            edges.append(edge)
+    return tuple(edges)
 
 
 async def run_all_or_none(jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
