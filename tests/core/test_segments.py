@@ -21,6 +21,7 @@ CASES = [
     (12 * MiB, 3, MiB),
     (7 * MiB + 333, 3, MiB),
     (100 * MiB, 2, 16 * MiB),
+    (40 * MiB, 2, 16 * MiB),
 ]
 
 
@@ -41,12 +42,18 @@ def test_segments_cover_the_file_aligned_and_never_below_the_minimum(
 @pytest.mark.parametrize(("size", "connections", "minimum"), CASES)
 def test_segments_shrink_towards_the_end(size: int, connections: int, minimum: int) -> None:
     sizes = [b - a for a, b in itertools.pairwise((0, *segment_boundaries(size, connections, minimum), size))]
-    # non-increasing, and the last at most half the first (both up to the 1 MiB alignment)
+    # non-increasing, and the last at most half the first or else the minimum (up to the alignment)
     assert all(later <= earlier + SEGMENT_ALIGNMENT for earlier, later in itertools.pairwise(sizes))
-    assert sizes[-1] * 2 <= sizes[0] + 2 * SEGMENT_ALIGNMENT
+    assert sizes[-1] <= max(minimum, sizes[0] // 2) + SEGMENT_ALIGNMENT
+
+
+def test_a_large_file_ends_in_small_segments() -> None:
+    sizes = [b - a for a, b in itertools.pairwise((0, *segment_boundaries(1024 * MiB, 2), 1024 * MiB))]
+    assert len(sizes) == 8  # four per connection
+    assert sizes[-1] <= 1024 * MiB // 32  # the last a thirty-second of the file, not an eighth
 
 
 def test_a_file_too_small_to_split_keeps_one_segment() -> None:
-    assert segment_boundaries(32 * MiB, 2, 16 * MiB) == ()  # a 2:1 split's last third is below 16 MiB
+    assert segment_boundaries(31 * MiB, 2, 16 * MiB) == ()
     assert segment_boundaries(10 * MiB, 4, 16 * MiB) == ()
     assert segment_boundaries(10 * 1024 * MiB, 1, 16 * MiB) == ()

@@ -385,9 +385,7 @@ def test_parallel_cut_resumes_every_segment(
     digest = write_random(source, 12 * MiB, seed=61)
     target = local_dir / "p.bin"
     segments = interrupted_try(sftp_server, proxy, source, target, 8 * MiB, **PARALLEL)
-    sizes = [s["end"] - s["start"] for s in segments]
-    assert len(sizes) >= 3
-    assert sizes[-1] < sizes[0]
+    assert len(segments) == 12  # four per connection
     started = [s for s in segments if s["done"] > s["start"]]
     assert len(started) >= 2, f"segments must progress side by side before the cut: {segments}"
     kept = sum(s["done"] - s["start"] for s in segments)

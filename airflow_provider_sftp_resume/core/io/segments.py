@@ -31,11 +31,11 @@ def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGME
     """
     Return the inner split points for a file of ``size`` bytes read over ``connections`` streams.
 
-    Segments shrink towards the end of the file (sizes in the ratio ``n : n-1 : ... : 1``): the
-    connections take them in order as they become free, and when one has nothing left to take the
-    others are at most one small segment from the end. With equal segments the last one was an
-    eighth of the file, read over one connection while the others waited (up to 0.6 s of a 3.5 s
-    GiB on the loopback benchmark).
+    Segments shrink towards the end of the file (sizes in the ratio ``n : n-1 : ... : 1`` where
+    ``min_segment`` allows, else closer to equal): the connections take them in order as they become
+    free, and when one has nothing left to take the others are at most one small segment from the
+    end. With equal segments the last one was an eighth of the file, read over one connection while
+    the others waited (up to 0.6 s of a 3.5 s GiB on the loopback benchmark).
 
     :param size: file size in bytes
     :param connections: most streams to use (1 means no split)
@@ -44,16 +44,18 @@ def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGME
     if connections <= 1:
         return ()
     count = max(1, min(connections * SEGMENTS_PER_CONNECTION, size // max(1, min_segment)))
-    while count > 1 and 2 * size // (count * (count + 1)) < min_segment:
-        count -= 1  # the smallest (last) segment would be below min_segment
-    total = count * (count + 1) // 2
     edges: list[int] = []
-    weight = 0
-    for share in range(count, 1, -1):
-        weight += share
-        edge = size * weight // total // SEGMENT_ALIGNMENT * SEGMENT_ALIGNMENT  # the last keeps its share
-        if edge > (edges[-1] if edges else 0):
-            edges.append(edge)
+    start = 0
+    for share in range(count, 1, -1):  # this segment's weight; the later ones weigh share-1 ... 1
+        left = size - start
+        ideal = 2 * left // (share + 1)  # share / (share + (share-1) + ... + 1) of what is left
+        most = left - (share - 1) * min_segment  # room for the later ones at their minimum
+        length = max(min_segment, min(ideal, most)) // SEGMENT_ALIGNMENT * SEGMENT_ALIGNMENT
+        length = max(length, -(-min_segment // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT)
+        if size - (start + length) < min_segment:
+            break  # the rest stays one segment
+        start += length
+        edges.append(start)
     return tuple(edges)
 
 
