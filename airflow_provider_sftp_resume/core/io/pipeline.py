@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteWriter
 
 
+#: Free request slots a read pipeline waits for before it sends more requests (at most a quarter
+#: of the pipeline): one send of four requests instead of four sends of one.
+REQUEST_GROUP = 4
+
+
 async def pipelined_read(
     reader: RemoteReader,
     start: int,
@@ -65,8 +70,12 @@ async def pipelined_read(
     def issue(offset: int, length: int) -> tuple[int, int, asyncio.Task[bytes]]:
         return offset, length, asyncio.ensure_future(reader.read(offset, length))
 
-    async def fill() -> None:
+    group = min(REQUEST_GROUP, max(1, max_requests // 4))
+
+    async def fill(at_least: int = 1) -> None:
         nonlocal next_offset
+        if max_requests - len(queue) < at_least:
+            return
         while len(queue) < max_requests and next_offset < end:
             length = min(block_size, end - next_offset)
             if limit is not None:
@@ -77,6 +86,7 @@ async def pipelined_read(
     try:
         await fill()
         while queue:
+            await fill(group)  # the requests of a group leave in one send (:mod:`~.remote.outbound`)
             offset, length, result = await _oldest(queue, stall_timeout, "No data")
             data = result[:length]  # a server must not send more than asked
             if not data:
@@ -86,7 +96,6 @@ async def pipelined_read(
                 )
             if len(data) < length:  # its tokens were taken with the request: not charged again
                 queue.appendleft(issue(offset + len(data), length - len(data)))
-            await fill()
             yield offset, data
     finally:
         await _cancel_all(queue)

@@ -19,6 +19,7 @@ from airflow_provider_sftp_resume.core.errors import (
 from airflow_provider_sftp_resume.core.remote.failures import translate_error
 from airflow_provider_sftp_resume.core.remote.hostkeys import HostKeyCheckingClient
 from airflow_provider_sftp_resume.core.remote.inbound import feed_in_pieces
+from airflow_provider_sftp_resume.core.remote.outbound import send_in_batches
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,6 +55,7 @@ async def _connect(endpoint: SSHEndpoint, plan: ConnectPlan, where: str) -> asyn
                 options["client_keys"] = list(await agent.get_keys()) or None
         conn = await asyncssh.connect(client_factory=lambda: client, **options)
         feed_in_pieces(conn)
+        send_in_batches(conn)
         return conn
     except asyncssh.HostKeyNotVerifiable as exc:
         if client.refusal is None:
