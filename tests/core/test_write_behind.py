@@ -54,6 +54,35 @@ def test_blocks_are_reported_written_in_order_only_after_their_bytes_are_in_the_
     assert not _writer_threads()  # the thread ends with the try
 
 
+def test_blocks_of_a_batch_that_never_fills_are_written_and_reported_while_the_loop_waits(
+    tmp_path: Path,
+) -> None:
+    # A stalled link: a few blocks, then nothing more to hand over. They must still reach the file
+    # and be reported (so the next checkpoint covers them) without another submit or wait.
+    path = tmp_path / "f.part"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    reported: list[int] = []
+
+    async def main() -> None:
+        behind = WriteBehind(fd, path)
+        for index in range(3):
+            await behind.submit(
+                index * BLOCK, bytes([index + 1]) * BLOCK, functools.partial(reported.append, index)
+            )
+        assert reported == []
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(reported) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(behind.stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        os.close(fd)
+    assert reported == [0, 1, 2]
+    assert path.read_bytes() == b"".join(bytes([i + 1]) * BLOCK for i in range(3))
+
+
 def test_a_failed_write_is_raised_and_nothing_after_it_is_reported() -> None:
     fd = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
     reported: list[int] = []

@@ -8,7 +8,9 @@ callbacks there (``run_in_executor`` per block, one wake-up each, cost the loop 
 the copy it moved: measured). Blocks are handed over in batches of :data:`HANDOVER_BYTES`: a
 thread woken for every 256 KiB block made about 30 futex calls per block between the wake-ups and
 the GIL going back and forth (``strace -c``: 120,000 per GiB, with the hasher's), a tenth of the
-client's CPU time on a fast link. The loop waits only when more than :data:`WRITE_BEHIND_BYTES`
+client's CPU time on a fast link. While blocks wait, a timer hands over a batch that did not fill
+and reports what was written every :data:`HANDOVER_DELAY`, so a slow or stalled link still gets its
+blocks written and checkpointed. The loop waits only when more than :data:`WRITE_BEHIND_BYTES`
 are not yet written, and at the end (:meth:`WriteBehind.wait` hands over a partial batch).
 
 After a failed write the thread writes nothing more and no later block is reported written; the
@@ -18,7 +20,9 @@ thread.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import os
 import queue
 import threading
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 WRITE_BEHIND_BYTES = 8 * 1024 * 1024
 #: Bytes collected on the loop before they go to the thread in one hand-over (one wake-up).
 HANDOVER_BYTES = 2 * 1024 * 1024
+#: Seconds between hand-overs (and reports of written blocks) while blocks wait, whatever their size.
+HANDOVER_DELAY = 0.02
 
 _Block = tuple[int, int, bytes]  # (sequence number, offset, data)
 #: Most blocks in one ``pwritev`` (Linux's ``IOV_MAX`` is 1024).
@@ -76,6 +82,7 @@ class WriteBehind:
         self._completed = 0  # the last block written, set by the thread only
         self._error: BaseException | None = None
         self._dropping = False
+        self._ticking = False  # a _tick is scheduled
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -92,6 +99,9 @@ class WriteBehind:
         self._submitted += 1
         self._pending.append((self._submitted, len(data), written))
         self.queued_bytes += len(data)
+        if not self._ticking:
+            self._ticking = True
+            asyncio.get_running_loop().call_later(HANDOVER_DELAY, self._tick)
         self._batch.append((self._submitted, offset, data))
         self._batch_bytes += len(data)
         if self._batch_bytes >= self._handover:
@@ -108,9 +118,19 @@ class WriteBehind:
             await in_thread(self._wait_for, self._block_to_wait_for(queued_bytes))
             self._collect()
 
+    def _tick(self) -> None:
+        """Every :data:`HANDOVER_DELAY` while blocks wait: hand them over, report the written ones."""
+        self._hand_over()
+        with contextlib.suppress(Exception):  # a failed write is raised by the next submit or wait
+            self._collect()
+        if self._pending and not self._dropping:
+            asyncio.get_running_loop().call_later(HANDOVER_DELAY, self._tick)
+        else:
+            self._ticking = False
+
     def _hand_over(self) -> None:
         """Give the thread the blocks collected so far (one wake-up for the batch)."""
-        if self._batch:
+        if self._batch and not self._dropping:
             self._queue.put(self._batch)
             self._batch, self._batch_bytes = [], 0
 
