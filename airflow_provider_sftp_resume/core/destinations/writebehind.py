@@ -121,7 +121,9 @@ class WriteBehind:
     def _tick(self) -> None:
         """Every :data:`HANDOVER_DELAY` while blocks wait: hand them over, report the written ones."""
         self._hand_over()
-        with contextlib.suppress(Exception):  # a failed write is raised by the next submit or wait
+        # A failed write, or a failed checkpoint raised by a ``written`` callback, sticks: the next
+        # submit or wait raises it on the data path.
+        with contextlib.suppress(Exception):
             self._collect()
         if self._pending and not self._dropping:
             asyncio.get_running_loop().call_later(HANDOVER_DELAY, self._tick)

@@ -44,14 +44,14 @@ def segment_boundaries(size: int, connections: int, min_segment: int = MIN_SEGME
     if connections <= 1:
         return ()
     count = max(1, min(connections * SEGMENTS_PER_CONNECTION, size // max(1, min_segment)))
+    smallest = -(-min_segment // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT  # min_segment, aligned up
     edges: list[int] = []
     start = 0
     for share in range(count, 1, -1):  # this segment's weight; the later ones weigh share-1 ... 1
         left = size - start
         ideal = 2 * left // (share + 1)  # share / (share + (share-1) + ... + 1) of what is left
         most = left - (share - 1) * min_segment  # room for the later ones at their minimum
-        length = max(min_segment, min(ideal, most)) // SEGMENT_ALIGNMENT * SEGMENT_ALIGNMENT
-        length = max(length, -(-min_segment // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT)
+        length = max(smallest, min(ideal, most) // SEGMENT_ALIGNMENT * SEGMENT_ALIGNMENT)
         if size - (start + length) < min_segment:
             break  # the rest stays one segment
         start += length
