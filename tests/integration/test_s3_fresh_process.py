@@ -76,6 +76,7 @@ def finish(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, An
         return None
     assert process.returncode == 0, err[-3000:]
     answer: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    answer["log"] = err[-6000:]  # the try's own log lines, shown when an assertion on it fails
     return answer
 
 

@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -397,3 +400,41 @@ def test_a_checkpoint_with_no_new_part_writes_the_manifest_only_as_a_heartbeat(
     manifest = writer.store.read()
     assert manifest is not None
     assert manifest.owner.heartbeat == now[0]
+
+
+def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
+    s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = s3_bucket
+    data = os.urandom(2 * PART + 1)
+    release = threading.Event()
+
+    def hold_part_2(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 2:
+            assert release.wait(30), "part 2 was never released"
+
+    client.meta.events.register("before-parameter-build.s3.UploadPart", hold_part_2)
+    writer = upload(client, bucket, data, max_in_flight=2)
+    writer.load_state()
+    writer.restart(fresh=True)
+    writer.write(0, data)  # parts 1 and 2 cut and uploading, 1 byte in the buffer
+    checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable)
+    try:
+        deadline = time.monotonic() + 30
+        while not ((m := writer.store.read()) and m.parts):
+            assert time.monotonic() < deadline, "part 1 never reached the manifest while part 2 uploaded"
+            assert not checkpoint.done(), checkpoint.result()
+            time.sleep(0.02)
+        assert [p.number for p in m.parts] == [1]
+        assert m.kept_bytes == PART
+    finally:
+        release.set()
+    assert checkpoint.result(30) == 2 * PART
+    manifest = writer.store.read()
+    assert manifest is not None
+    assert [p.number for p in manifest.parts] == [1, 2]
+    assert (
+        writer.publish().sha256
+        == hashlib.sha256(data).hexdigest()
+        == object_sha256(client, bucket, "data/file.bin")
+    )

@@ -102,6 +102,21 @@ class Manifest:
         earlier = tuple(s for s in self.hash_states if s.length < state.length)
         return replace(self, parts=parts, hash_states=(*earlier, state)[-MAX_HASH_STATES:])
 
+    def checkpoint(
+        self, parts: tuple[PartRecord, ...], state: Sha256State, owner: Owner, now: float, heartbeat: float
+    ) -> Manifest | None:
+        """
+        Return the manifest a checkpoint writes, or ``None`` when no write is due.
+
+        A write per new part, else a heartbeat every ``heartbeat`` seconds: not one per checkpoint.
+
+        :param parts: the parts kept now, with the whole-file hash ``state`` at their end
+        :param owner: this try, whose heartbeat becomes ``now``
+        """
+        if parts == self.parts and now - self.owner.heartbeat < heartbeat:
+            return None
+        return replace(self.with_parts(parts, state), owner=replace(owner, heartbeat=now))
+
     def to_json(self) -> bytes:
         """Serialise for the manifest object."""
         document = {

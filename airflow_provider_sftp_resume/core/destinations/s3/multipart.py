@@ -1,16 +1,13 @@
 """
 The S3 multipart writer: sequential bytes in, parts up in parallel, resumable from the bucket.
 
-Bytes arrive in file order (``random_access = False``) and are cut into parts of
-:attr:`PartPlan.part_size`; at most ``max_in_flight`` parts upload at once on threads (boto3 is
-synchronous) and one more waits, so memory is bounded by ``(max_in_flight + 2) * part_size``. Each
-part's ETag and sha256 are recorded; the whole-file SHA-256 advances one complete part at a time, so
-its state is known at each part boundary and :meth:`S3MultipartUpload.make_durable` can save it.
-
-:class:`~.destination.S3Destination` maps this writer onto the destination seam. A file smaller
-than one part is buffered and goes up as one ``PutObject`` under the same claim. ``write`` and
-``make_durable`` may run on two threads at once (the fill and the checkpointer): a lock keeps the
-recorded hash state and parts consistent.
+Bytes arrive in file order (``random_access = False``) and are cut into parts; at most
+``max_in_flight`` upload at once on threads (boto3 is synchronous) and one more waits, so memory is
+bounded by ``(max_in_flight + 2) * part_size``. The whole-file SHA-256 advances one part at a time:
+the manifest saves its state at each part boundary. A file under one part goes up as one
+``PutObject`` under the same claim. ``write`` and ``make_durable`` may run on two threads at once
+(the fill and the checkpointer): a lock keeps the hash state and parts consistent.
+:class:`~.destination.S3Destination` maps this writer onto the destination seam.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
     from airflow_provider_sftp_resume.core.destinations.s3.owner import Owner
+    from airflow_provider_sftp_resume.core.resume.resumable_sha256 import Sha256State
     from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 
 log = logging.getLogger(__name__)
@@ -82,10 +80,8 @@ class S3MultipartUpload:
         self.store = ManifestStore(client, target)
         self.claim = Claim(None)
         self._manifest: Manifest | None = None
-        self._hash = ResumableSha256()
-        self._buffer = ChunkBuffer()
-        self._written = 0
-        self._next_part = 1
+        self._hash, self._buffer = ResumableSha256(), ChunkBuffer()
+        self._written, self._next_part = 0, 1
         self._done: dict[int, PartRecord] = {}
         self._parts = PartUploader(client, target, self.settings.checksum, self.settings.max_in_flight)
         self._lock = threading.Lock()
@@ -191,24 +187,32 @@ class S3MultipartUpload:
         """
         Wait for the parts in flight and record them in the manifest (the checkpoint).
 
+        The manifest is written each time a wait ends, with every part done by then: a ``kill -9``
+        loses only the parts still in flight, not finished ones queued behind them.
+
         :return: bytes durably kept in S3 (a multiple of the part size)
         :raises OwnershipLost: another try took the upload over
         :raises UploadAborted: S3 no longer has the upload
         """
         with self._lock:  # what was cut so far (the hash state here if no part was cut in this try)
-            in_flight, cut, state = self._parts.take(), self._next_part - 1, self._parts.untouched(self._hash)
-        records = PartUploader.wait_for(in_flight)
-        state = state or self._parts.state_after(cut)  # part `cut` is done: its hash state is known
-        with self._lock:
-            self._done.update((record.number, record) for record in records)
+            in_flight, cut = self._parts.take(), self._next_part - 1
+            untouched = self._parts.untouched(self._hash)
+        for records, more in PartUploader.in_turns(in_flight):
+            with self._lock:
+                self._done.update((record.number, record) for record in records)
+            if more:
+                self._record(records[-1].number, self._parts.state_after(records[-1].number))
+        return self._record(cut, untouched or self._parts.state_after(cut))
+
+    def _record(self, through: int, state: Sha256State) -> int:
+        """Write the manifest with parts 1 to ``through`` if they are new or a heartbeat is due."""
         if self._manifest is None:
             return 0
-        parts, now = tuple(self._done[n] for n in range(1, cut + 1)), self._clock()
-        # A write per new part, else a heartbeat a few times a lease: not one per checkpoint interval.
-        if parts != self._manifest.parts or now - self._manifest.owner.heartbeat >= self._heartbeat:
-            owner = replace(self.owner, heartbeat=now)
-            self._manifest = replace(self._manifest.with_parts(parts, state), owner=owner)
-            self._save(self._manifest)
+        parts = tuple(self._done[n] for n in range(1, through + 1))
+        due = self._manifest.checkpoint(parts, state, self.owner, self._clock(), self._heartbeat)
+        if due is not None:
+            self._manifest = due
+            self._save(due)
         return self._manifest.kept_bytes
 
     def sha256(self) -> str:
@@ -283,9 +287,7 @@ class S3MultipartUpload:
         try:
             self._save(replace(self._manifest, owner=replace(self.owner, heartbeat=0.0)))
         except Exception as exc:
-            log.info(
-                "Could not release the claim on %s (%s); its lease expires on its own", self.description, exc
-            )
+            log.info("Could not release the claim on %s (%s); its lease will expire", self.description, exc)
 
     def _cut(self, length: int) -> None:
         assert self._manifest is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import call, list_parts
@@ -20,6 +20,8 @@ from airflow_provider_sftp_resume.core.resume.resumable_sha256 import BLOCK
 from airflow_provider_sftp_resume.core.resume.verify import OVERLAP_LENGTH
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
     from airflow_provider_sftp_resume.core.resume.resumable_sha256 import ResumableSha256, Sha256State
 
@@ -117,6 +119,27 @@ class PartUploader:
         """Hand over the parts in flight (to wait for them without holding up :meth:`submit`)."""
         futures, self._futures = self._futures, []
         return futures
+
+    @staticmethod
+    def in_turns(futures: list[Future[PartRecord]]) -> Iterator[tuple[list[PartRecord], bool]]:
+        """
+        Wait for ``futures`` in file order, one wait at a time; yield the records done after each wait.
+
+        Each batch comes with whether parts remain. After a failure nothing more is yielded, but
+        the rest still settle before the first failure is raised.
+
+        :param futures: parts in file order
+        """
+        while futures:
+            wait([futures[0]])
+            done = next((i for i, future in enumerate(futures) if not future.done()), len(futures))
+            batch, futures = futures[:done], futures[done:]
+            try:
+                records = PartUploader.wait_for(batch)
+            except BaseException:
+                PartUploader.wait_for(futures)  # raises the first failure of the rest, if any
+                raise
+            yield records, bool(futures)
 
     @staticmethod
     def wait_for(futures: list[Future[PartRecord]]) -> list[PartRecord]:
