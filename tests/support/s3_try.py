@@ -4,7 +4,8 @@ One try of an SFTP to S3 copy in a process of its own: ``python -m tests.support
 The tests run every try through this with a fresh, empty HOME, TMPDIR and working directory, so
 nothing on local disk is shared between tries (as on a new Kubernetes pod). ``kill_after`` names a
 boto3 operation (``UploadPart``, ``CompleteMultipartUpload``) and a count: after that many successful
-calls the process sends itself SIGKILL, a real ``kill -9`` at that exact point. ``post_action``
+calls the process sends itself SIGKILL, a real ``kill -9`` at that exact point (a third item,
+``true``, first waits for a checkpoint to record a part). ``post_action``
 (``"delete"``, or ``"move"`` with ``archive_dir``) runs after the copy; ``lost_reply`` (``"remove"`` or
 ``"rename"``) sends that SFTP request and, as soon as the server has carried it out (the source is
 gone from the local disk the server serves), kills the process before the reply is read: the
@@ -21,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -28,6 +30,7 @@ from botocore.config import Config
 
 from airflow_provider_sftp_resume.core.destinations.s3.calls import S3Target
 from airflow_provider_sftp_resume.core.destinations.s3.settings import UploadSettings
+from airflow_provider_sftp_resume.core.destinations.s3.store import ManifestStore
 from airflow_provider_sftp_resume.core.errors import TransferError
 from airflow_provider_sftp_resume.core.remote.sftp import SFTPSessionFactory
 from airflow_provider_sftp_resume.core.remote.ssh import SSHEndpoint
@@ -41,14 +44,25 @@ if TYPE_CHECKING:
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteFileSystem
 
 
-def kill_after(client: Any, operation: str, count: int) -> None:
-    """SIGKILL this process right after the ``count``-th successful ``operation``."""
+def kill_after(client: Any, target: S3Target, operation: str, count: int, checkpointed: bool = False) -> None:
+    """
+    SIGKILL this process right after the ``count``-th successful ``operation``.
+
+    :param checkpointed: first wait (up to 30 s) until the manifest in the bucket records a part,
+        so the kill comes after a checkpoint however the threads were scheduled
+    """
     seen = {"n": 0}
 
     def after(**kwargs: Any) -> None:
         if kwargs["http_response"].status_code < 300:
             seen["n"] += 1
             if seen["n"] >= count:
+                deadline = time.monotonic() + 30
+                while checkpointed and time.monotonic() < deadline:
+                    manifest = ManifestStore(client, target).read()
+                    if manifest is not None and manifest.parts:
+                        break
+                    time.sleep(0.01)
                 os.kill(os.getpid(), signal.SIGKILL)
 
     client.meta.events.register(f"after-call.s3.{operation}", after)
@@ -97,13 +111,13 @@ def main(spec: dict[str, Any]) -> None:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
+    target = S3Target(spec["bucket"], spec["key"])
     if spec.get("kill_after"):
-        kill_after(client, *spec["kill_after"])
+        kill_after(client, target, *spec["kill_after"])
     endpoint = SSHEndpoint(**spec["endpoint"])
     opener = SFTPSessionFactory(endpoint, attempts=1, max_wait=0.2)
     options = DownloadOptions(checkpoint_interval=0.05, stall_timeout=10.0)
     settings = UploadSettings(part_size=spec.get("part_size"), max_in_flight=spec.get("in_flight", 4))
-    target = S3Target(spec["bucket"], spec["key"])
     post_action = RemotePostAction.parse(spec.get("post_action"), spec.get("archive_dir"))
     session: Any = opener
     if spec.get("lost_reply"):
