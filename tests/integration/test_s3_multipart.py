@@ -33,6 +33,7 @@ from airflow_provider_sftp_resume.core.resume.state import RemoteFingerprint
 MiB = 1024 * 1024
 PART = 5 * MiB
 ROOT = Path(__file__).resolve().parents[2]
+KEY = "data/file.bin"
 
 
 def fingerprint(path: str, data: bytes) -> RemoteFingerprint:
@@ -402,11 +403,8 @@ def test_a_checkpoint_with_no_new_part_writes_the_manifest_only_as_a_heartbeat(
     assert manifest.owner.heartbeat == now[0]
 
 
-def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
-    s3_bucket: tuple[Any, str],
-) -> None:
-    client, bucket = s3_bucket
-    data = os.urandom(2 * PART + 1)
+def holding_part_2(client: Any, bucket: str, data: bytes) -> tuple[S3MultipartUpload, threading.Event]:
+    """A writer with parts 1 and 2 cut and uploading, part 2 held in its upload until the event is set."""
     release = threading.Event()
 
     def hold_part_2(params: dict[str, Any], **_: Any) -> None:
@@ -417,7 +415,16 @@ def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
     writer = upload(client, bucket, data, max_in_flight=2)
     writer.load_state()
     writer.restart(fresh=True)
-    writer.write(0, data)  # parts 1 and 2 cut and uploading, 1 byte in the buffer
+    writer.write(0, data)
+    return writer, release
+
+
+def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
+    s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = s3_bucket
+    data = os.urandom(2 * PART + 1)
+    writer, release = holding_part_2(client, bucket, data)
     checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable)
     try:
         deadline = time.monotonic() + 30
@@ -433,8 +440,26 @@ def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
     manifest = writer.store.read()
     assert manifest is not None
     assert [p.number for p in manifest.parts] == [1, 2]
-    assert (
-        writer.publish().sha256
-        == hashlib.sha256(data).hexdigest()
-        == object_sha256(client, bucket, "data/file.bin")
-    )
+    assert writer.publish().sha256 == hashlib.sha256(data).hexdigest() == object_sha256(client, bucket, KEY)
+
+
+def test_a_checkpoint_writes_the_manifest_at_most_once_a_spacing_while_it_waits(
+    s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = s3_bucket
+    data = os.urandom(2 * PART + 1)
+    writer, release = holding_part_2(client, bucket, data)
+    checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable, 3600.0)
+    try:
+        upload_id = in_progress(client, bucket)[0]["UploadId"]
+        deadline = time.monotonic() + 30
+        while not client.list_parts(Bucket=bucket, Key=KEY, UploadId=upload_id).get("Parts"):
+            assert time.monotonic() < deadline, "part 1 never reached S3"
+            time.sleep(0.02)
+        time.sleep(0.3)  # time for a write that must not come
+        manifest = writer.store.read()
+        assert manifest is not None
+        assert manifest.parts == ()
+    finally:
+        release.set()
+    assert checkpoint.result(30) == 2 * PART

@@ -186,7 +186,14 @@ async def _run(
         "fingerprinting the remote file",
     )
     try_.story.verification_bytes += read
-    destination = S3Destination(s3_client, target, fingerprint, settings or UploadSettings(), try_.story.log)
+    destination = S3Destination(
+        s3_client,
+        target,
+        fingerprint,
+        settings or UploadSettings(),
+        try_.story.log,
+        checkpoint_interval=try_.options.checkpoint_interval,
+    )
     try:
         return await try_.run(reader, remote, destination), destination
     finally:

@@ -68,6 +68,7 @@ class S3Destination:
     :param source: the source's fingerprint as this try found it
     :param settings: part size, checksum, parts in flight, lease
     :param log: where the story of the try is told
+    :param checkpoint_interval: seconds between manifest writes while a checkpoint waits for parts
     """
 
     random_access = False
@@ -80,8 +81,11 @@ class S3Destination:
         source: RemoteFingerprint,
         settings: UploadSettings,
         log: Logger,
+        *,
+        checkpoint_interval: float = 0.0,
     ) -> None:
         self.upload = S3MultipartUpload(client, target, source, settings)
+        self._checkpoint_interval = checkpoint_interval
         self.target = target
         self._client = client
         self._log = log
@@ -189,7 +193,7 @@ class S3Destination:
     async def make_durable(self, state: ResumeState) -> ResumeState:
         if self._published_earlier is not None:
             return state
-        kept = await in_thread(self.upload.make_durable)
+        kept = await in_thread(self.upload.make_durable, self._checkpoint_interval)
         return state.with_progress(0, kept)
 
     def make_room(self, written: ResumeState) -> ResumeState:

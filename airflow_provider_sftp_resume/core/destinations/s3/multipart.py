@@ -75,6 +75,7 @@ class S3MultipartUpload:
             raise ValueError(f"checksum={self.settings.checksum!r} is not one of {CHECKSUMS}")
         self.plan = PartPlan.for_size(source.size, self.settings.part_size)
         self.target, self.source, self._client, self._clock = target, source, client, clock
+        self.description = target.describe()  # s3://bucket/key, for log lines
         self._heartbeat = self.settings.lease_seconds / HEARTBEATS_PER_LEASE
         self.owner = owner or new_owner()
         self.store = ManifestStore(client, target)
@@ -85,11 +86,6 @@ class S3MultipartUpload:
         self._done: dict[int, PartRecord] = {}
         self._parts = PartUploader(client, target, self.settings.checksum, self.settings.max_in_flight)
         self._lock = threading.Lock()
-
-    @property
-    def description(self) -> str:
-        """``s3://bucket/key``, for log lines."""
-        return self.target.describe()
 
     @property
     def written(self) -> int:
@@ -183,13 +179,15 @@ class S3MultipartUpload:
         while not self.plan.single_put and len(self._buffer) >= self.plan.part_size:
             self._cut(self.plan.part_size)
 
-    def make_durable(self) -> int:
+    def make_durable(self, spacing: float = 0.0) -> int:
         """
         Wait for the parts in flight and record them in the manifest (the checkpoint).
 
-        The manifest is written each time a wait ends, with every part done by then: a ``kill -9``
-        loses only the parts still in flight, not finished ones queued behind them.
+        While it waits, the manifest is also written with the parts done so far every ``spacing``
+        seconds: a ``kill -9`` loses the parts still in flight, not finished ones that waited for a
+        slower one, and the writes stay at a bounded rate.
 
+        :param spacing: seconds between the manifest writes of one checkpoint (the checkpoint interval)
         :return: bytes durably kept in S3 (a multiple of the part size)
         :raises OwnershipLost: another try took the upload over
         :raises UploadAborted: S3 no longer has the upload
@@ -197,11 +195,13 @@ class S3MultipartUpload:
         with self._lock:  # what was cut so far (the hash state here if no part was cut in this try)
             in_flight, cut = self._parts.take(), self._next_part - 1
             untouched = self._parts.untouched(self._hash)
+        last = self._clock()
         for records, more in PartUploader.in_turns(in_flight):
             with self._lock:
                 self._done.update((record.number, record) for record in records)
-            if more:
+            if more and self._clock() - last >= spacing:
                 self._record(records[-1].number, self._parts.state_after(records[-1].number))
+                last = self._clock()
         return self._record(cut, untouched or self._parts.state_after(cut))
 
     def _record(self, through: int, state: Sha256State) -> int:
