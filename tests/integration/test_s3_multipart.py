@@ -403,9 +403,11 @@ def test_a_checkpoint_with_no_new_part_writes_the_manifest_only_as_a_heartbeat(
     assert manifest.owner.heartbeat == now[0]
 
 
-def holding_part_2(client: Any, bucket: str, data: bytes) -> tuple[S3MultipartUpload, threading.Event]:
-    """A writer with parts 1 and 2 cut and uploading, part 2 held in its upload until the event is set."""
-    release = threading.Event()
+def holding_part_2(client: Any, bucket: str) -> tuple[S3MultipartUpload, threading.Event, bytes]:
+    """
+    A writer of 2 parts and 1 byte, parts 1 and 2 cut and uploading, part 2 held until the event is set.
+    """
+    data, release = os.urandom(2 * PART + 1), threading.Event()
 
     def hold_part_2(params: dict[str, Any], **_: Any) -> None:
         if params.get("PartNumber") == 2:
@@ -416,15 +418,14 @@ def holding_part_2(client: Any, bucket: str, data: bytes) -> tuple[S3MultipartUp
     writer.load_state()
     writer.restart(fresh=True)
     writer.write(0, data)
-    return writer, release
+    return writer, release, data
 
 
 def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
     s3_bucket: tuple[Any, str],
 ) -> None:
     client, bucket = s3_bucket
-    data = os.urandom(2 * PART + 1)
-    writer, release = holding_part_2(client, bucket, data)
+    writer, release, data = holding_part_2(client, bucket)
     checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable)
     try:
         deadline = time.monotonic() + 30
@@ -447,8 +448,7 @@ def test_a_checkpoint_writes_the_manifest_at_most_once_a_spacing_while_it_waits(
     s3_bucket: tuple[Any, str],
 ) -> None:
     client, bucket = s3_bucket
-    data = os.urandom(2 * PART + 1)
-    writer, release = holding_part_2(client, bucket, data)
+    writer, release, _ = holding_part_2(client, bucket)
     checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable, 3600.0)
     try:
         upload_id = in_progress(client, bucket)[0]["UploadId"]
