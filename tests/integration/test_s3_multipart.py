@@ -403,29 +403,40 @@ def test_a_checkpoint_with_no_new_part_writes_the_manifest_only_as_a_heartbeat(
     assert manifest.owner.heartbeat == now[0]
 
 
-def holding_part_2(client: Any, bucket: str) -> tuple[S3MultipartUpload, threading.Event, bytes]:
+def holding_last_part(
+    client: Any, bucket: str, parts: int = 2
+) -> tuple[S3MultipartUpload, threading.Event, bytes]:
     """
-    A writer of 2 parts and 1 byte, parts 1 and 2 cut and uploading, part 2 held until the event is set.
+    A writer of ``parts`` parts and 1 byte, every part cut and uploading, the last one held until the
+    event is set.
     """
-    data, release = os.urandom(2 * PART + 1), threading.Event()
+    data, release = os.urandom(parts * PART + 1), threading.Event()
 
-    def hold_part_2(params: dict[str, Any], **_: Any) -> None:
-        if params.get("PartNumber") == 2:
-            assert release.wait(30), "part 2 was never released"
+    def hold_the_last(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == parts:
+            assert release.wait(30), f"part {parts} was never released"
 
-    client.meta.events.register("before-parameter-build.s3.UploadPart", hold_part_2)
-    writer = upload(client, bucket, data, max_in_flight=2)
+    client.meta.events.register("before-parameter-build.s3.UploadPart", hold_the_last)
+    writer = upload(client, bucket, data, max_in_flight=parts)
     writer.load_state()
     writer.restart(fresh=True)
     writer.write(0, data)
     return writer, release, data
 
 
+def wait_for_parts_in_s3(client: Any, bucket: str, count: int) -> None:
+    upload_id = in_progress(client, bucket)[0]["UploadId"]
+    deadline = time.monotonic() + 30
+    while len(client.list_parts(Bucket=bucket, Key=KEY, UploadId=upload_id).get("Parts", [])) < count:
+        assert time.monotonic() < deadline, f"{count} parts never reached S3"
+        time.sleep(0.02)
+
+
 def test_a_checkpoint_records_a_finished_part_while_a_later_one_still_uploads(
     s3_bucket: tuple[Any, str],
 ) -> None:
     client, bucket = s3_bucket
-    writer, release, data = holding_part_2(client, bucket)
+    writer, release, data = holding_last_part(client, bucket)
     checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable)
     try:
         deadline = time.monotonic() + 30
@@ -448,14 +459,10 @@ def test_a_checkpoint_writes_the_manifest_at_most_once_a_spacing_while_it_waits(
     s3_bucket: tuple[Any, str],
 ) -> None:
     client, bucket = s3_bucket
-    writer, release, _ = holding_part_2(client, bucket)
+    writer, release, _ = holding_last_part(client, bucket)
     checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable, 3600.0)
     try:
-        upload_id = in_progress(client, bucket)[0]["UploadId"]
-        deadline = time.monotonic() + 30
-        while not client.list_parts(Bucket=bucket, Key=KEY, UploadId=upload_id).get("Parts"):
-            assert time.monotonic() < deadline, "part 1 never reached S3"
-            time.sleep(0.02)
+        wait_for_parts_in_s3(client, bucket, 1)
         time.sleep(0.3)  # time for a write that must not come
         manifest = writer.store.read()
         assert manifest is not None
@@ -463,3 +470,22 @@ def test_a_checkpoint_writes_the_manifest_at_most_once_a_spacing_while_it_waits(
     finally:
         release.set()
     assert checkpoint.result(30) == 2 * PART
+
+
+def test_parts_done_before_a_checkpoint_are_written_before_it_waits_for_the_rest(
+    s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = s3_bucket
+    writer, release, _ = holding_last_part(client, bucket, parts=3)
+    try:
+        wait_for_parts_in_s3(client, bucket, 2)
+        time.sleep(0.1)  # the last manifest write (the fresh claim) is older than the spacing
+        checkpoint = ThreadPoolExecutor(1).submit(writer.make_durable, 0.05)
+        deadline = time.monotonic() + 10
+        while not ((m := writer.store.read()) and m.parts):
+            assert time.monotonic() < deadline, "parts 1-2 waited for part 3 to reach the manifest"
+            time.sleep(0.02)
+        assert [p.number for p in m.parts] == [1, 2]
+    finally:
+        release.set()
+    assert checkpoint.result(30) == 3 * PART

@@ -13,6 +13,7 @@ the manifest saves its state at each part boundary. A file under one part goes u
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import replace
@@ -82,7 +83,7 @@ class S3MultipartUpload:
         self.claim = Claim(None)
         self._manifest: Manifest | None = None
         self._hash, self._buffer = ResumableSha256(), ChunkBuffer()
-        self._written, self._next_part = 0, 1
+        self._written, self._next_part, self._saved_at = 0, 1, -math.inf  # _saved_at: last manifest write
         self._done: dict[int, PartRecord] = {}
         self._parts = PartUploader(client, target, self.settings.checksum, self.settings.max_in_flight)
         self._lock = threading.Lock()
@@ -149,6 +150,7 @@ class S3MultipartUpload:
             owner=replace(self.owner, heartbeat=self._clock()),
             clock=self._clock,
         )
+        self._saved_at = time.monotonic()
         return 0
 
     def write(self, offset: int, data: bytes, *, block: bool = True) -> bool:
@@ -183,11 +185,11 @@ class S3MultipartUpload:
         """
         Wait for the parts in flight and record them in the manifest (the checkpoint).
 
-        While it waits, the manifest is also written with the parts done so far every ``spacing``
-        seconds: a ``kill -9`` loses the parts still in flight, not finished ones that waited for a
-        slower one, and the writes stay at a bounded rate.
+        While it waits, parts already done are written first when the last manifest write is
+        ``spacing`` seconds old: a ``kill -9`` loses the parts still in flight, not finished ones
+        that waited for a slower one, and the writes stay at a bounded rate.
 
-        :param spacing: seconds between the manifest writes of one checkpoint (the checkpoint interval)
+        :param spacing: seconds from one manifest write to the next in mid-checkpoint (the interval)
         :return: bytes durably kept in S3 (a multiple of the part size)
         :raises OwnershipLost: another try took the upload over
         :raises UploadAborted: S3 no longer has the upload
@@ -195,13 +197,11 @@ class S3MultipartUpload:
         with self._lock:  # what was cut so far (the hash state here if no part was cut in this try)
             in_flight, cut = self._parts.take(), self._next_part - 1
             untouched = self._parts.untouched(self._hash)
-        last = self._clock()
         for records, more in PartUploader.in_turns(in_flight):
             with self._lock:
                 self._done.update((record.number, record) for record in records)
-            if more and self._clock() - last >= spacing:
+            if more and time.monotonic() - self._saved_at >= spacing:
                 self._record(records[-1].number, self._parts.state_after(records[-1].number))
-                last = self._clock()
         return self._record(cut, untouched or self._parts.state_after(cut))
 
     def _record(self, through: int, state: Sha256State) -> int:
@@ -297,3 +297,4 @@ class S3MultipartUpload:
 
     def _save(self, manifest: Manifest) -> None:
         save_owned(self.store, manifest, self.description)
+        self._saved_at = time.monotonic()
