@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from airflow_provider_sftp_resume.core.remote.acks import acknowledge_promptly
 from airflow_provider_sftp_resume.core.remote.attributes import listed_name, remote_stat
 from airflow_provider_sftp_resume.core.remote.connect import connect_with_retries
 from airflow_provider_sftp_resume.core.remote.failures import (
@@ -227,11 +228,14 @@ async def open_sftp_session(
     """
     conn = await connect_with_retries(endpoint, attempts=attempts, max_wait=max_wait)
     try:
+        stop_acknowledging = acknowledge_promptly(conn)  # saves sshd's Nagle wait (40 ms) at start-up
         try:
             started = begin_sftp(conn, endpoint.describe())
             sftp, limits = await asyncio.wait_for(started, endpoint.connect_timeout)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             raise translate_error(exc, f"starting SFTP on {endpoint.describe()}") from None
+        finally:
+            stop_acknowledging()
         try:
             yield AsyncsshFileSystem(sftp, endpoint.describe(), conn, limits=limits)
         finally:
