@@ -5,8 +5,9 @@ asyncssh (2.21 to 2.24 at least) keeps the bytes received but not yet parsed in 
 object and re-slices it after every packet it takes off the front (``self._inpbuf =
 self._inpbuf[n:]``, twice per packet), so one read of ``n`` bytes costs copies proportional to
 ``n`` squared over the packet size. asyncio reads up to 256 KiB at a time, and on a fast link
-nearly every read is that full. Fed 64 KiB at a time, the client spent about 0.3-0.4 CPU seconds
-less per GiB (``benchmarks/receive_pieces.py``: 3.49 against 3.13 s); the client process is
+nearly every read is that full. Fed 64 KiB at a time, the client spent about 0.2-0.4 CPU seconds
+less per GiB (``benchmarks/receive_pieces.py``: 3.49 against 3.13 s when it was built, 2.25
+against 2.01 s on c71f344); the client process is
 CPU-bound on a fast link, so that is throughput. No asyncssh option sizes the input, and the
 asyncio transport's read size is not public; handing the same bytes on in slices of a memoryview
 (no copy) is equivalent to TCP delivering them in smaller segments, which every SSH implementation
