@@ -1,9 +1,12 @@
 """
 What handing asyncssh its input in pieces saves (:mod:`airflow_provider_sftp_resume.core.remote.inbound`).
 
-It also measures a lever that was tried and left out: sending new reads in groups of four free
-pipeline slots instead of one by one (each read that finds sshd idle wakes it). It saved no client
-CPU in this benchmark, pinned or not.
+It also measures sending new reads in groups of four free pipeline slots instead of one by one. On
+plain asyncssh, as here, that saved no client CPU, pinned or not. The engine sends its reads in
+groups all the same (``REQUEST_GROUP`` in :mod:`~.core.io.pipeline`, since commit 996a528): there
+the requests of a group leave in one ``send`` (:mod:`~.core.remote.outbound`), which that commit
+measured with ``strace -c``, for the two together (1 GiB over one connection: 8,359 ``sendto``
+calls down to 1,098).
 
 One command (from the repository root)::
 
@@ -13,7 +16,7 @@ One command (from the repository root)::
 It starts a private OpenSSH ``sshd`` on 127.0.0.1, and reads one file over plain asyncssh with 16
 reads of 255 KiB in flight (the engine's shape on loopback), three ways, alternating: as asyncssh
 receives it, refilling each free slot at once; fed in 64 KiB pieces; fed in pieces and refilling
-four slots at a time (the lever left out). It prints the client's CPU seconds per GiB (this process only;
+four slots at a time. It prints the client's CPU seconds per GiB (this process only;
 min and median of the rounds), which depends far less on a busy machine than wall time does. The
 client and sshd are pinned to different CPUs when there are two, unless ``--unpinned``: then the
 scheduler may run sshd on the client's CPU when a read request wakes it, which is what the groups
