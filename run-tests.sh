@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the test suite. Default: everything except the slow suites (781 tests, about nine minutes on 2 cores).
+# Run the test suite. Default: everything except the slow suites (README.md gives the count and time it was last measured at).
 #   ./run-tests.sh            default suite
 #   ./run-tests.sh -m slow    only the slow suites (fault campaigns, deployments)
 #   ./run-tests.sh -m ''      everything
