@@ -32,11 +32,9 @@ Blocking work (``fsync``, sidecar writes, hashing) runs in a thread (:func:`~.th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow_provider_sftp_resume.core.remote.protocol import RemoteReader, RemoteStat
     from airflow_provider_sftp_resume.core.resume.state import ResumeState
 
@@ -142,28 +140,4 @@ class Destination(Protocol):
 
     async def close(self) -> None:
         """Release what the destination holds open (kept bytes and state stay)."""
-        ...
-
-
-@runtime_checkable
-class WritesBehind(Protocol):
-    """
-    A destination whose writes may finish after the call returns (a writer thread).
-
-    The engine then records a block (checkpoint offset, hash, progress) only in ``written``, so a
-    block counts as kept only once its bytes are written, and never one after a failed write.
-    """
-
-    async def write_behind(self, offset: int, data: bytes, written: Callable[[], None]) -> None:
-        """
-        Hand ``data`` over for ``offset``; ``written()`` is called on the event loop once it is written.
-
-        Waits while the blocks handed over and not yet written exceed the destination's bound.
-
-        :raises LocalDiskFull: an earlier block found no room (nothing after it was ``written``)
-        """
-        ...
-
-    async def all_written(self) -> None:
-        """Wait until every block handed over is written and its ``written`` called; raise its error."""
         ...

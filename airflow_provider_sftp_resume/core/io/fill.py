@@ -21,7 +21,6 @@ import functools
 import time
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_sftp_resume.core.destinations.protocol import WritesBehind
 from airflow_provider_sftp_resume.core.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -197,23 +196,10 @@ class SegmentFiller:
                 stall_timeout=self.options.stall_timeout,
                 limit=self.options.bandwidth,  # one bucket for every stream of the task
             )
-            # A destination that writes behind (a writer thread) calls back once a block is written:
-            # only then is it recorded. Also when the read fails: what was received is kept.
-            behind = self.destination if isinstance(self.destination, WritesBehind) else None
-            try:
-                async with contextlib.aclosing(blocks):
-                    async for offset, data in blocks:
-                        if behind is not None:
-                            record = functools.partial(
-                                self._record, index, offset + len(data), (offset, data)
-                            )
-                            await behind.write_behind(offset, data, record)
-                        else:
-                            await self.destination.write(offset, data)
-                            self._record(index, offset + len(data), (offset, data))
-            finally:
-                if behind is not None:
-                    await behind.all_written()
+            async with contextlib.aclosing(blocks):
+                async for offset, data in blocks:
+                    await self.destination.write(offset, data)
+                    self._record(index, offset + len(data), (offset, data))
 
     async def _extra_stream(self) -> None:
         """Open one more session in this process and drain with it. Only *opening* may fail quietly."""
