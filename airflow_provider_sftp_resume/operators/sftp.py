@@ -63,8 +63,8 @@ class ResumableSFTPDownloadOperator(ResumableSFTPBaseOperator):
     :param archive_dir: remote directory for ``post_action="move"`` (templated)
     :param max_connections: SSH connections for one large file, each fetching and checkpointing its
         own segments in a worker process of its own (one CPU each). ``None`` chooses: 2 for a file
-        of 256 MiB or more on a path with a round trip under 5 ms when the worker has a spare CPU
-        (cgroup CPU limits counted), else 1. Set 2-4 where the server throttles each connection;
+        of 256 MiB or more on a path with a round trip under 5 ms when the worker may use four CPUs
+        or more (cgroup CPU limits counted), else 1. Set 2-4 where the server throttles each connection;
         set 1 for servers that refuse several connections per user
     :param max_bytes_per_second: bandwidth cap in bytes per second over all connections of the
         task (templated); ``None`` for no cap. Under a cap the extra connections are read in this

@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_sftp_resume.core.io import tuning
 from airflow_provider_sftp_resume.core.io.tuning import (
     AUTO_SPLIT_MAX_RTT,
+    AUTO_SPLIT_MIN_CPUS,
     AUTO_SPLIT_MIN_SIZE,
     automatic_connections,
     choose_connections,
@@ -23,17 +24,18 @@ FAST = AUTO_SPLIT_MAX_RTT / 10
 LARGE = AUTO_SPLIT_MIN_SIZE
 
 
-def test_a_large_file_on_a_fast_path_with_a_spare_cpu_gets_two() -> None:
-    assert automatic_connections(LARGE, FAST, cpus=2) == 2
+def test_a_large_file_on_a_fast_path_with_cores_to_spare_gets_two() -> None:
+    assert automatic_connections(LARGE, FAST, cpus=AUTO_SPLIT_MIN_CPUS) == 2
 
 
 @pytest.mark.parametrize(
     ("size", "rtt", "cpus", "why"),
     [
-        (LARGE - 1, FAST, 2, "too small to pay for a worker process"),
-        (LARGE, AUTO_SPLIT_MAX_RTT, 2, "a long link: one connection with more in flight is as fast"),
-        (LARGE, float("inf"), 2, "round trip never measured"),
-        (LARGE, FAST, 1.5, "no whole spare CPU"),
+        (LARGE - 1, FAST, 4, "too small to pay for a worker process"),
+        (LARGE, AUTO_SPLIT_MAX_RTT, 4, "a long link: one connection with more in flight is as fast"),
+        (LARGE, float("inf"), 4, "round trip never measured"),
+        (LARGE, FAST, 2, "two cores: a second connection and its sshd session compete with the first"),
+        (LARGE, FAST, 3.5, "a CPU limit under four cores"),
     ],
 )
 def test_one_connection_otherwise(size: int, rtt: float, cpus: float, why: str) -> None:

@@ -82,7 +82,7 @@ def test_a_large_file_on_a_fast_path_is_read_over_two_connections(
 ) -> None:
     """With the size floor lowered to 16 MiB, a 48 MiB file shows the rule a 1 GiB one follows."""
     monkeypatch.setattr(tuning, "AUTO_SPLIT_MIN_SIZE", 16 * MiB)
-    monkeypatch.setattr(tuning, "usable_cpus", lambda: 2.0)  # the rule, on any test machine
+    monkeypatch.setattr(tuning, "usable_cpus", lambda: 4.0)  # the rule, on any test machine
     source = tmp_path / "large.bin"
     digest = write_random(source, 48 * MiB, seed=72)
     sshd_proxy.set_rtt(rtt)
@@ -95,7 +95,7 @@ def test_a_large_file_on_a_fast_path_is_read_over_two_connections(
 def test_a_file_under_the_floor_keeps_one_connection(
     openssh_server: ServerInfo, sshd_proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tuning, "usable_cpus", lambda: 2.0)
+    monkeypatch.setattr(tuning, "usable_cpus", lambda: 4.0)
     source = tmp_path / "small.bin"
     write_random(source, 24 * MiB, seed=73)
     download(openssh_server, sshd_proxy.port, source, tmp_path / "out.bin")

@@ -46,13 +46,19 @@ def requests_in_flight(block_size: int, rtt: float, streams: int = 1) -> int:
 
 
 #: A round trip below this is a fast path (loopback, a LAN): one connection is then CPU-bound, not
-#: link-bound, and a second connection in a worker process on a spare core adds throughput. Above
-#: it the link is the limit and one connection with enough bytes in flight is as fast.
+#: link-bound, and a second connection in a worker process on a core of its own adds throughput.
+#: Above it the link is the limit and one connection with enough bytes in flight is as fast.
 AUTO_SPLIT_MAX_RTT = 0.005  # 5 ms
 #: Smallest file split automatically: a worker process costs about half a second to start and
 #: connect, which a smaller file does not pay back.
 AUTO_SPLIT_MIN_SIZE = 256 * MiB
-#: Connections chosen for a large file on a fast path with a spare core.
+#: Fewest usable CPUs for the automatic split. Each connection keeps a client core busy, and on
+#: loopback a server core as well (its sshd session). On this project's 2-core machine two
+#: connections lost to one (``bench_peers.py --case 1g-rtt0 --runs 5``, 2026-12-03: one connection
+#: 389.7 MB/s at 2.8-3.8 client CPU-s and 0.9-1.4 sshd CPU-s per GiB; two 255.7-354.6 MB/s in three
+#: runs of 3, at 3.1-5.9 and 1.0-1.9), so a second connection needs cores to spare beyond two.
+AUTO_SPLIT_MIN_CPUS = 4
+#: Connections chosen for a large file on a fast path with cores to spare.
 AUTO_CONNECTIONS = 2
 
 
@@ -64,7 +70,7 @@ def automatic_connections(size: int, rtt: float, cpus: float) -> int:
     :param rtt: measured round trip in seconds (``inf`` when unmeasured)
     :param cpus: CPUs this process may use (:func:`usable_cpus`)
     """
-    if cpus >= AUTO_CONNECTIONS and rtt < AUTO_SPLIT_MAX_RTT and size >= AUTO_SPLIT_MIN_SIZE:
+    if cpus >= AUTO_SPLIT_MIN_CPUS and rtt < AUTO_SPLIT_MAX_RTT and size >= AUTO_SPLIT_MIN_SIZE:
         return AUTO_CONNECTIONS
     return 1
 

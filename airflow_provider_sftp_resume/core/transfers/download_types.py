@@ -25,8 +25,8 @@ class DownloadOptions(TransferOptions):
         match fails without retry
     :param max_connections: connections used for one large file (split into segments, each resumed
         on its own, the extra connections read by worker processes, one CPU each); ``None`` chooses
-        (:func:`~.io.tuning.choose_connections`: 2 for a large file on a fast path with a spare
-        CPU, else 1); 1 suits servers that dislike several connections
+        (:func:`~.io.tuning.choose_connections`: 2 for a large file on a fast path with four
+        CPUs or more, else 1); 1 suits servers that dislike several connections
     :param min_segment_size: smallest segment tracked on its own (a file is split into up to four
         segments per connection)
     :param checksums: proof against the source's own checksum (a checksum file beside the remote
