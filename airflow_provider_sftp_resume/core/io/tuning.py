@@ -54,9 +54,10 @@ AUTO_SPLIT_MAX_RTT = 0.005  # 5 ms
 AUTO_SPLIT_MIN_SIZE = 256 * MiB
 #: Fewest usable CPUs for the automatic split. Each connection keeps a client core busy, and on
 #: loopback a server core as well (its sshd session). On this project's 2-core machine two
-#: connections lost to one (``bench_peers.py --case 1g-rtt0 --runs 5``, 2026-12-03: one connection
-#: 389.7 MB/s at 2.8-3.8 client CPU-s and 0.9-1.4 sshd CPU-s per GiB; two 255.7-354.6 MB/s in three
-#: runs of 3, at 3.1-5.9 and 1.0-1.9), so a second connection needs cores to spare beyond two.
+#: connections did not beat one (``bench_peers.py --case 1g-rtt0 --runs 5``: one connection 0.84-0.98
+#: of OpenSSH ``sftp`` at 3.0 client and 1.0 sshd CPU-s per GiB, two 0.83-0.95 at 5.0 and 1.9;
+#: against ProFTPD one read 209.7-369.7 MB/s, two 179.4), so a second connection needs cores to
+#: spare beyond two.
 AUTO_SPLIT_MIN_CPUS = 4
 #: Connections chosen for a large file on a fast path with cores to spare.
 AUTO_CONNECTIONS = 2
